@@ -1,0 +1,11 @@
+"""girder-worker: the worker that runs Girder's jobs on Celery.
+
+The app is :data:`girder_worker.app.app`; the plugin interface is
+:class:`GirderWorkerPluginABC`. Importing this package configures nothing.
+"""
+
+from girder_worker_utils import GirderWorkerPluginABC
+
+from .__about__ import __version__
+
+__all__ = ["GirderWorkerPluginABC", "__version__"]

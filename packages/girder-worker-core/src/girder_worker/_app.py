@@ -1,0 +1,86 @@
+"""The girder-worker Celery app: configured from the environment, with plugins."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery, signals
+from celery.loaders.app import AppLoader
+from kombu.utils.objects import cached_property
+
+from ._config import Config, read_config
+from ._plugins import PluginReport, load_plugins
+from ._settings import GirderWorkerSettings
+
+__all__ = ["GirderWorkerApp", "create_app"]
+
+logger = logging.getLogger("girder_worker")
+
+
+class Loader(AppLoader):  # type: ignore[misc]
+    """Celery's app loader, which also loads the plugins before the task modules."""
+
+    override_backends = {"file": "girder_worker._embedded:FileResultBackend"}
+
+    def import_default_modules(self) -> Any:
+        self.app.load_plugins()
+        return super().import_default_modules()
+
+
+class GirderWorkerApp(Celery):  # type: ignore[misc]
+    """A Celery app that loads girder-worker plugins and reads settings in either case.
+
+    ``app.config`` is ``app.conf``, and both accept Celery's setting names in upper
+    case too, so the plugin guide's ``self.app.config.update({'TASK_TIME_LIMIT':
+    300})`` sets ``task_time_limit``.
+    """
+
+    girder_worker_config: Config
+    plugin_reports: list[PluginReport] | None = None
+
+    def __init__(self, *args: Any, girder_worker_config: Config, **kwargs: Any) -> None:
+        kwargs.setdefault("loader", Loader)
+        kwargs.setdefault("task_cls", "girder_worker_utils:Task")
+        super().__init__(*args, **kwargs)
+        self._conf.__class__ = GirderWorkerSettings
+        self.girder_worker_config = girder_worker_config
+        self.strict_plugins = girder_worker_config.strict_plugins
+        self._plugins_lock = threading.Lock()
+
+    @property
+    def config(self) -> Any:
+        """The app's configuration: the same object as :attr:`conf`."""
+        return self.conf
+
+    @cached_property
+    def Worker(self) -> Any:  # noqa: N802  (Celery's name)
+        return self.subclass_with_self("girder_worker._worker:Worker")
+
+    def load_plugins(self) -> list[PluginReport]:
+        """Load the installed plugins once; return what happened to each."""
+        with self._plugins_lock:
+            if self.plugin_reports is None:
+                self.plugin_reports = load_plugins(
+                    self, only=self.girder_worker_config.plugins, strict=self.strict_plugins
+                )
+            return self.plugin_reports
+
+
+def create_app(config: Config | None = None) -> GirderWorkerApp:
+    """Build a girder-worker app from ``config`` (default: the environment)."""
+    config = config or read_config()
+    app = GirderWorkerApp("girder_worker", girder_worker_config=config)
+    app.conf.update(config.settings)
+    logging.getLogger("girder_worker").setLevel(config.logging_level.upper())
+    return app
+
+
+@signals.celeryd_init.connect(dispatch_uid="girder_worker.load_plugins")
+def _load_plugins_before_worker(sender: Any = None, instance: Any = None, **kwargs: Any) -> None:
+    # Before the worker reads its settings, so plugin configuration (time limits,
+    # routes) applies to it.
+    app = getattr(instance, "app", None)
+    if isinstance(app, GirderWorkerApp):
+        app.load_plugins()

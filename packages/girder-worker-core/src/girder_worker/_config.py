@@ -1,0 +1,170 @@
+"""The worker's configuration, read from the environment and checked once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery.app.backends import BACKEND_ALIASES
+from kombu.transport import TRANSPORT_ALIASES
+
+__all__ = ["VARIABLES", "Config", "ConfigError", "read_config"]
+
+#: Every environment variable girder-worker reads, with its meaning. The docs'
+#: configuration page is checked against this table.
+VARIABLES: dict[str, str] = {
+    "GIRDER_WORKER_BROKER": "Broker URL (amqp://, redis://, ...). Unset: the embedded broker.",
+    "GIRDER_WORKER_BACKEND": "Result backend URL. Unset: a file backend under the data "
+    "directory with the embedded broker, the broker's Redis with a Redis broker, rpc:// "
+    "with RabbitMQ.",
+    "GIRDER_WORKER_DATA_DIR": "Directory of the embedded broker and result backend.",
+    "GIRDER_WORKER_TASK_ALWAYS_EAGER": "true runs tasks in the calling process (tests).",
+    "GIRDER_WORKER_LOGGING_LEVEL": "Level of the girder_worker logger (default info).",
+    "GIRDER_WORKER_PLUGINS": "Comma-separated plugin names to load; unset loads all.",
+    "GIRDER_WORKER_STRICT_PLUGINS": "true makes a plugin that fails to load stop the worker.",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+_EMBEDDED_POLL_SECONDS = 0.02
+
+
+class ConfigError(Exception):
+    """A configuration value girder-worker cannot use.
+
+    Its message is one line that names the variable, the problem and the fix.
+    """
+
+    def __init__(self, variable: str, problem: str, fix: str) -> None:
+        super().__init__(f"{variable}: {problem}; {fix}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Config:
+    """The checked configuration: Celery settings plus girder-worker's own."""
+
+    settings: dict[str, Any]
+    data_dir: Path | None
+    embedded: bool
+    logging_level: str
+    plugins: frozenset[str] | None
+    strict_plugins: bool
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(name, f"{env[name]!r} is not a boolean", "use true or false")
+
+
+def _scheme(url: str) -> str:
+    return url.partition("://")[0].partition("+")[0].lower() if "://" in url else ""
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """``$XDG_DATA_HOME/girder-worker``, or ``~/.local/share/girder-worker``."""
+    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "girder-worker"
+
+
+def _writable_dir(path: Path, variable: str) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            variable,
+            f"cannot use {str(path)!r} as the data directory ({exc.strerror or exc})",
+            "set it to a directory this user can write",
+        ) from None
+    return path
+
+
+def embedded_settings(data_dir: Path) -> dict[str, Any]:
+    """Celery settings for the broker and backend that need no server."""
+    queue, control, processing, results = (
+        _writable_dir(data_dir / part, "GIRDER_WORKER_DATA_DIR")
+        for part in ("broker/queue", "broker/control", "broker/processing", "results")
+    )
+    return {
+        "broker_url": "filesystem://",
+        "broker_transport": "girder_worker._embedded:Transport",
+        "broker_transport_options": {
+            "data_folder_in": str(queue),
+            "data_folder_out": str(queue),
+            "control_folder": str(control),
+            "processing_folder": str(processing),
+            "polling_interval": _EMBEDDED_POLL_SECONDS,
+        },
+        "result_backend": f"file://{results}",
+    }
+
+
+def read_config(env: Mapping[str, str] | None = None) -> Config:
+    """Read and check the configuration; raise :class:`ConfigError` on a bad value."""
+    env = os.environ if env is None else env
+    settings: dict[str, Any] = {
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "event_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "broker_connection_retry_on_startup": True,
+        "worker_consumer": "girder_worker._consumer:Consumer",
+        "task_always_eager": _flag(env, "GIRDER_WORKER_TASK_ALWAYS_EAGER"),
+    }
+
+    broker = env.get("GIRDER_WORKER_BROKER", "").strip()
+    backend = env.get("GIRDER_WORKER_BACKEND", "").strip()
+    data_dir: Path | None = None
+    if broker:
+        scheme = _scheme(broker)
+        if scheme not in TRANSPORT_ALIASES:
+            raise ConfigError(
+                "GIRDER_WORKER_BROKER",
+                f"unknown broker scheme {scheme or broker!r}",
+                "use amqp://, redis:// or another kombu transport URL, or unset it for the embedded broker",
+            )
+        settings["broker_url"] = broker
+    else:
+        data_dir = Path(env.get("GIRDER_WORKER_DATA_DIR") or default_data_dir(env))
+        settings.update(embedded_settings(_writable_dir(data_dir, "GIRDER_WORKER_DATA_DIR")))
+
+    if backend:
+        if _scheme(backend) not in BACKEND_ALIASES:
+            raise ConfigError(
+                "GIRDER_WORKER_BACKEND",
+                f"unknown result backend scheme {_scheme(backend) or backend!r}",
+                "use redis://, rpc://, file:// or another Celery result backend URL",
+            )
+        settings["result_backend"] = backend
+    elif broker:
+        settings["result_backend"] = broker if _scheme(broker) in ("redis", "rediss") else "rpc://"
+
+    level = env.get("GIRDER_WORKER_LOGGING_LEVEL", "info").strip().lower() or "info"
+    if level not in _LEVELS:
+        raise ConfigError(
+            "GIRDER_WORKER_LOGGING_LEVEL", f"unknown level {level!r}", f"use one of {', '.join(_LEVELS)}"
+        )
+
+    names = env.get("GIRDER_WORKER_PLUGINS", "").strip()
+    plugins = frozenset(n.strip() for n in names.split(",") if n.strip()) if names else None
+
+    return Config(
+        settings=settings,
+        data_dir=data_dir,
+        embedded=not broker,
+        logging_level=level,
+        plugins=plugins,
+        strict_plugins=_flag(env, "GIRDER_WORKER_STRICT_PLUGINS"),
+    )

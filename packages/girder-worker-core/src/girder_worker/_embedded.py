@@ -1,0 +1,90 @@
+"""The embedded broker and result backend: files under one data directory.
+
+kombu's filesystem transport writes a message file in place and moves claimed
+files to the system temp directory; a reader can see a half-written file, and two
+workers can both copy one message when the temp directory is another file system.
+Here a message is written under a hidden name and renamed into the queue, and a
+consumer claims it with one rename inside the data directory, which only one
+process can win.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from queue import Empty
+from time import monotonic
+from typing import Any
+
+from celery.backends.filesystem import FilesystemBackend
+from kombu.transport import filesystem
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
+
+__all__ = ["FileResultBackend", "Transport"]
+
+
+class Channel(filesystem.Channel):  # type: ignore[misc]
+    """A filesystem channel with atomic publish and claim."""
+
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        name = f"{int(monotonic() * 1000):015d}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = os.path.join(self.data_folder_out, f".{name}.part")
+        with open(partial, "wb") as f:
+            f.write(str_to_bytes(dumps(payload)))
+        os.replace(partial, final)
+
+    def _get(self, queue: str) -> Any:
+        wanted = f"{queue}.msg"
+        folder = self.data_folder_in
+        claimed_dir = self.transport_options.get("processing_folder", folder)
+        for name in sorted(os.listdir(folder)):
+            if name.startswith(".") or name.partition(".")[2] != wanted:
+                continue
+            claimed = os.path.join(claimed_dir, name)
+            try:
+                os.rename(os.path.join(folder, name), claimed)
+            except FileNotFoundError:
+                continue  # another consumer claimed it first
+            with open(claimed, "rb") as f:
+                payload = f.read()
+            os.unlink(claimed)
+            return loads(bytes_to_str(payload))
+        raise Empty()
+
+
+class Transport(filesystem.Transport):  # type: ignore[misc]
+    """The embedded broker's kombu transport (fanout included, for revoke)."""
+
+    Channel = Channel
+    driver_type = "filesystem"
+    driver_name = "girder-worker-embedded"
+    # The URL is only "filesystem://": the folders come from the transport options.
+    can_parse_url = True
+
+    def as_uri(self, uri: str, include_password: bool = False, mask: str = "**") -> str:
+        folder = self.client.transport_options.get("data_folder_in", "")
+        return f"filesystem://{os.path.dirname(folder.rstrip(os.sep))}"
+
+
+class FileResultBackend(FilesystemBackend):  # type: ignore[misc]
+    """Celery's file result backend, polled often enough for a quick round trip."""
+
+    poll_interval = 0.02
+
+    def wait_for(
+        self,
+        task_id: str,
+        timeout: float | None = None,
+        interval: float = 0.5,
+        no_ack: bool = True,
+        on_interval: Any = None,
+    ) -> Any:
+        return super().wait_for(
+            task_id,
+            timeout=timeout,
+            interval=min(interval, self.poll_interval),
+            no_ack=no_ack,
+            on_interval=on_interval,
+        )

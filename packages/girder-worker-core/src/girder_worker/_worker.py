@@ -1,0 +1,42 @@
+"""The worker program: Celery's, with girder-worker's lines in the banner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.apps.worker import Worker as CeleryWorker
+
+__all__ = ["Worker"]
+
+
+class Worker(CeleryWorker):  # type: ignore[misc]
+    """Celery's worker program; its banner also says where messages live and
+    what each plugin loaded."""
+
+    def startup_info(self, artlines: bool = True) -> str:
+        info: str = super().startup_info(artlines=artlines)
+        data_dir = self.app.girder_worker_config.data_dir
+        if data_dir is None:
+            return info
+        note = f".> broker:      embedded, no server needed; messages and results in {data_dir}"
+        lines = info.splitlines()
+        for i, line in enumerate(lines):
+            if ".> results:" in line:
+                lines.insert(i + 1, " " * line.index(".>") + note)
+                break
+        return "\n".join(lines) + "\n"
+
+    def extra_info(self) -> Any:
+        info = super().extra_info() or ""
+        reports = self.app.plugin_reports or []
+        if not reports:
+            return info + "\n[plugins]\n  (none installed)\n"
+        lines = []
+        for report in reports:
+            if report.loaded:
+                lines.append(
+                    f"  . {report.name} ({report.distribution} {report.version}): {len(report.tasks)} task(s)"
+                )
+            else:
+                lines.append(f"  ! {report.name}: {report.error}")
+        return info + "\n[plugins]\n" + "\n".join(lines) + "\n"

@@ -1,0 +1,23 @@
+"""What a girder-worker task plugin imports.
+
+The cancellable :class:`Task` base, the :func:`task` decorator, the plugin
+interface :class:`GirderWorkerPluginABC`, :class:`JobStatus` and
+:class:`TaskCancelled`. Importing it has no side effects.
+"""
+
+from .__about__ import __version__
+from ._decorator import PluginTask, task
+from ._exceptions import TaskCancelled
+from ._plugin import GirderWorkerPluginABC
+from ._status import JobStatus
+from ._task import Task
+
+__all__ = [
+    "GirderWorkerPluginABC",
+    "JobStatus",
+    "PluginTask",
+    "Task",
+    "TaskCancelled",
+    "__version__",
+    "task",
+]

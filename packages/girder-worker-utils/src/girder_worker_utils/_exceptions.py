@@ -1,0 +1,23 @@
+"""Exceptions shared by the worker and the tasks it runs."""
+
+from __future__ import annotations
+
+__all__ = ["TaskCancelled"]
+
+
+class TaskCancelled(Exception):
+    """Raised by a task to stop because it was cancelled.
+
+    A task that raises it after seeing its cancel ends as ``REVOKED`` in Celery and
+    ``CANCELED`` in Girder, not as a failure::
+
+        @task(bind=True)
+        def long_analysis(self, items):
+            for item in items:
+                self.check_cancelled()  # raises TaskCancelled once cancelled
+                process(item)
+    """
+
+    def __init__(self, reason: str = "cancelled") -> None:
+        super().__init__(reason)
+        self.reason = reason
