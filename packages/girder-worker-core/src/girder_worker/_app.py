@@ -44,14 +44,15 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
         kwargs.setdefault("loader", Loader)
         kwargs.setdefault("task_cls", "girder_worker_utils:Task")
         super().__init__(*args, **kwargs)
-        self._conf.__class__ = GirderWorkerSettings
+        # Celery's settings view stores attribute assignments as settings, hence object's.
+        object.__setattr__(self._conf, "__class__", GirderWorkerSettings)
         self.girder_worker_config = girder_worker_config
         self.strict_plugins = girder_worker_config.strict_plugins
         self._plugins_lock = threading.Lock()
 
     @property
     def config(self) -> Any:
-        """The app's configuration: the same object as :attr:`conf`."""
+        """The app's configuration, the same object as :attr:`conf`."""
         return self.conf
 
     @cached_property

@@ -46,7 +46,7 @@ class Task(celery.Task):  # type: ignore[misc]
 
     @property
     def cancelled(self) -> bool:
-        """Whether this run was cancelled: a read of local state, no network I/O.
+        """Whether this run was cancelled, read from local state with no network I/O.
 
         Once True it stays True for the rest of the run. Outside a running task it
         is False.

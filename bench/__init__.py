@@ -1,0 +1,1 @@
+"""Benchmarks of girder-worker against plain Celery; ``hatch run bench:run``."""

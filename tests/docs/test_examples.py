@@ -1,0 +1,169 @@
+"""Run every example the documentation shows and check what a reader would see."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from importlib.metadata import PathDistribution, distribution, version
+from pathlib import Path
+
+from conftest import DOCS, EXAMPLES, ROOT
+
+GWEXAMPLE = ROOT / "packages" / "gwexample"
+
+
+def documented_output(name: str) -> str:
+    """A shown console session's output: the file without its ``$ command`` line."""
+    command, _, output = (EXAMPLES / name).read_text().partition("\n")
+    assert command == "$ girder-worker plugins"
+    return output
+
+
+def as_documented(output: str) -> str:
+    # The docs show gwexample at a release version, so they need no edit per release.
+    return output.replace(f"gwexample {version('gwexample')}", "gwexample 1.0.0")
+
+
+def test_config_update_prints_the_time_limit(run):
+    result = run(str(EXAMPLES / "config_update.py"))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "300\n"
+    assert result.stderr == ""
+
+
+def test_examples_use_the_data_dir_they_are_given(run, tmp_path):
+    given = tmp_path / "given"
+
+    result = run(str(EXAMPLES / "config_update.py"), str(given))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "300\n"
+    assert (given / "broker" / "queue").is_dir()
+    assert (given / "results").is_dir()
+
+
+def test_eager_fibonacci_prints_6765(run):
+    result = run(str(EXAMPLES / "eager_fibonacci.py"))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "6765\n"
+    assert result.stderr == ""
+
+
+def test_unknown_setting_warning_names_the_key(run):
+    example = EXAMPLES / "unknown_setting.py"
+
+    result = run(str(example))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "None\n"
+    warning = re.search(r"^(\S+):\d+: (UnknownSettingWarning: .*)$", result.stderr, re.MULTILINE)
+    assert warning, result.stderr
+    # It points at the reader's line, not at girder-worker's code.
+    assert Path(warning[1]) == example
+    assert "configuration key 'TASK_TIME_LIMITS' is not a Celery setting" in warning[2]
+    assert "did you mean 'task_time_limit'?" in warning[2]
+    # The plugin guide quotes the warning as a reader sees it.
+    assert warning[2] in (DOCS / "plugins.rst").read_text()
+
+
+def test_legacy_style_task_runs_on_the_app(run):
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from legacy_tasks import count_words\n"
+        "print(count_words.delay(['three words here', 'and two']).get())\n"
+    )
+
+    result = run("-c", code, str(EXAMPLES), env={"GIRDER_WORKER_TASK_ALWAYS_EAGER": "true"})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "5\n"
+
+
+def test_example_client_prints_121393(run):
+    # Eager, so without a worker; `hatch run demo` runs it against a real worker.
+    result = run(str(GWEXAMPLE / "example_client.py"), env={"GIRDER_WORKER_TASK_ALWAYS_EAGER": "true"})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "121393\n"
+
+
+def test_setup_py_declares_the_same_entry_point_as_pyproject(run, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(GWEXAMPLE / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(EXAMPLES / "setup.py", project / "setup.py")
+    metadata = tmp_path / "metadata"
+    metadata.mkdir()
+    code = (
+        "import os, sys\n"
+        "from setuptools import build_meta\n"
+        "os.chdir(sys.argv[1])\n"
+        "print(build_meta.prepare_metadata_for_build_wheel(sys.argv[2]))\n"
+    )
+
+    result = run("-c", code, str(project), str(metadata))
+
+    assert result.returncode == 0, result.stderr
+    built = PathDistribution(metadata / result.stdout.strip().splitlines()[-1])
+    from_setup_py = built.entry_points.select(group="girder_worker_plugins")
+    from_pyproject = distribution("gwexample").entry_points.select(group="girder_worker_plugins")
+    assert [(ep.name, ep.value) for ep in from_setup_py] == [("gwexample", "gwexample:GWExamplePlugin")]
+    assert [(ep.name, ep.value) for ep in from_pyproject] == [("gwexample", "gwexample:GWExamplePlugin")]
+
+
+def test_plugins_listing_is_as_documented(run):
+    result = run("-m", "girder_worker", "plugins", merge_stderr=True)
+
+    assert result.returncode == 0, result.stdout
+    assert as_documented(result.stdout) == documented_output("plugins_output.txt")
+
+
+def test_broken_plugin_is_reported_as_documented(run, clean_env, broken_plugin):
+    pythonpath = os.pathsep.join(p for p in (broken_plugin, clean_env.get("PYTHONPATH")) if p)
+
+    result = run("-m", "girder_worker", "plugins", env={"PYTHONPATH": pythonpath}, merge_stderr=True)
+
+    assert result.returncode == 0, result.stdout
+    assert as_documented(result.stdout) == documented_output("plugins_output_broken.txt")
+
+
+def test_strict_plugins_stops_on_a_broken_plugin(run, clean_env, broken_plugin):
+    pythonpath = os.pathsep.join(p for p in (broken_plugin, clean_env.get("PYTHONPATH")) if p)
+    env = {"PYTHONPATH": pythonpath}
+
+    worker = run("-m", "girder_worker", "--strict-plugins", "-P", "solo", env=env)
+    listing = run("-m", "girder_worker", "plugins", env={**env, "GIRDER_WORKER_STRICT_PLUGINS": "true"})
+
+    assert worker.returncode == 1
+    assert worker.stdout == ""
+    assert worker.stderr.splitlines()[-1] == (
+        "girder-worker: error: strict plugin loading is on, so the worker does not start"
+    )
+    assert "plugin 'thumbnails' (entry point thumbnails = gw_thumbnails:ThumbnailsPlugin" in worker.stderr
+    assert listing.returncode == 1
+
+
+def test_examples_are_shown_on_the_site():
+    pages = "".join(page.read_text() for page in DOCS.glob("*.rst"))
+    for example in sorted(EXAMPLES.iterdir()):
+        if example.suffix in (".py", ".txt"):
+            assert f"examples/{example.name}" in pages, f"{example.name} is shown on no page"
+
+
+def test_no_example_is_left_out(run):
+    # Each example file must be run by a test above; a new one needs its own test.
+    tested = {
+        "config_update.py",
+        "eager_fibonacci.py",
+        "legacy_tasks.py",
+        "plugins_output.txt",
+        "plugins_output_broken.txt",
+        "setup.py",
+        "unknown_setting.py",
+    }
+    present = {p.name for p in EXAMPLES.iterdir() if p.is_file() and not p.name.startswith(".")}
+    assert present == tested
+    assert sys.executable

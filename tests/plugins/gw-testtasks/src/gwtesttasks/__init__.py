@@ -1,0 +1,6 @@
+from girder_worker_utils import GirderWorkerPluginABC
+
+
+class TestTasksPlugin(GirderWorkerPluginABC):
+    def task_imports(self):
+        return ["gwtesttasks.tasks"]
