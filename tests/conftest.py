@@ -107,11 +107,12 @@ class WorkerProcess:
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
 
-    def stop(self, timeout: float = 30) -> None:
+    def stop(self, timeout: float = 30, sig: int = signal.SIGTERM) -> None:
+        """Stop the worker: warm shutdown (SIGTERM) by default, SIGKILL after ``timeout``."""
         if self.proc is None or self.proc.poll() is not None:
             return
         try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            os.killpg(self.proc.pid, sig)
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -134,8 +135,13 @@ def installed_plugins(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str
     """
     sets = {
         "good": ["gw-testtasks", "gw-setuptools-plugin"],
-        "broken": ["gw-broken-import", "gw-broken-ctor", "gw-broken-task-imports",
-                   "gw-missing-module", "gw-not-a-plugin"],
+        "broken": [
+            "gw-broken-import",
+            "gw-broken-ctor",
+            "gw-broken-task-imports",
+            "gw-missing-module",
+            "gw-not-a-plugin",
+        ],
     }
     made: dict[str, Path] = {}
 
@@ -143,10 +149,22 @@ def installed_plugins(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str
         if name not in made:
             target = tmp_path_factory.mktemp(f"plugins-{name}")
             subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                 "--no-index", "--disable-pip-version-check", "--target", str(target),
-                 *(str(PLUGINS / p) for p in sets[name])],
-                check=True, capture_output=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-deps",
+                    "--no-build-isolation",
+                    "--no-index",
+                    "--disable-pip-version-check",
+                    "--target",
+                    str(target),
+                    *(str(PLUGINS / p) for p in sets[name]),
+                ],
+                check=True,
+                capture_output=True,
             )
             made[name] = target
         return made[name]
@@ -162,8 +180,9 @@ def start_worker(tmp_path: Path, installed_plugins: Callable[[str], Path]) -> It
     """
     workers: list[WorkerProcess] = []
 
-    def start(env: dict[str, str], *args: str, plugins: tuple[str, ...] = ("good",),
-              ready: bool = True) -> WorkerProcess:
+    def start(
+        env: dict[str, str], *args: str, plugins: tuple[str, ...] = ("good",), ready: bool = True
+    ) -> WorkerProcess:
         full_env = clean_env(env)
         paths = [str(installed_plugins(p)) for p in plugins]
         if paths:
@@ -177,4 +196,4 @@ def start_worker(tmp_path: Path, installed_plugins: Callable[[str], Path]) -> It
 
     yield start
     for worker in workers:
-        worker.stop()
+        worker.stop(timeout=10, sig=signal.SIGQUIT)  # cold shutdown: the test is over

@@ -15,9 +15,7 @@ from gwexample.analyses.tasks import fibonacci
 
 
 def main(data_dir: str) -> None:
-    app = create_app(
-        read_config({"GIRDER_WORKER_TASK_ALWAYS_EAGER": "true", "GIRDER_WORKER_DATA_DIR": data_dir})
-    )
+    app = create_app(read_config({"GIRDER_WORKER_TASK_ALWAYS_EAGER": "true", "GIRDER_WORKER_DATA_DIR": data_dir}))
     # What the worker does when it starts: construct every installed plugin with
     # the app and import the task modules it names.
     app.load_plugins()

@@ -41,11 +41,26 @@ def test_default_backend_follows_the_broker(broker, backend):
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"GIRDER_WORKER_BROKER": "kafkaesque://x"}, "GIRDER_WORKER_BROKER: unknown broker scheme 'kafkaesque'; use amqp://"),
-        ({"GIRDER_WORKER_BROKER": "amqp://x", "GIRDER_WORKER_BACKEND": "nope://x"},
-         "GIRDER_WORKER_BACKEND: unknown result backend scheme 'nope'; use redis://"),
-        ({"GIRDER_WORKER_TASK_ALWAYS_EAGER": "maybe"}, "GIRDER_WORKER_TASK_ALWAYS_EAGER: 'maybe' is not a boolean; use true or false"),
-        ({"GIRDER_WORKER_LOGGING_LEVEL": "loud"}, "GIRDER_WORKER_LOGGING_LEVEL: unknown level 'loud'; use one of debug"),
+        (
+            {"GIRDER_WORKER_BROKER": "kafkaesque://x"},
+            "GIRDER_WORKER_BROKER: unknown broker scheme 'kafkaesque'; use amqp://",
+        ),
+        (
+            {"GIRDER_WORKER_BROKER": "amqp://x", "GIRDER_WORKER_BACKEND": "nope://x"},
+            "GIRDER_WORKER_BACKEND: unknown result backend scheme 'nope'; use redis://",
+        ),
+        (
+            {"GIRDER_WORKER_TASK_ALWAYS_EAGER": "maybe"},
+            "GIRDER_WORKER_TASK_ALWAYS_EAGER: 'maybe' is not a boolean; use true or false",
+        ),
+        (
+            {"GIRDER_WORKER_LOGGING_LEVEL": "loud"},
+            "GIRDER_WORKER_LOGGING_LEVEL: unknown level 'loud'; use one of debug",
+        ),
+        (
+            {"GIRDER_WORKER_CANCEL_GRACE_PERIOD": "soon"},
+            "GIRDER_WORKER_CANCEL_GRACE_PERIOD: 'soon' is not a number of seconds; use a number >= 0, or never",
+        ),
         ({"GIRDER_WORKER_STRICT_PLUGINS": "2"}, "GIRDER_WORKER_STRICT_PLUGINS: '2' is not a boolean"),
     ],
 )
@@ -75,7 +90,10 @@ def test_the_command_stops_with_one_line_on_bad_configuration(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "girder_worker", "-l", "info"],
         env=clean_env({"GIRDER_WORKER_BROKER": "kafkaesque://x"}),
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
@@ -85,8 +103,14 @@ def test_the_command_stops_with_one_line_on_bad_configuration(tmp_path):
 
 
 def test_version_names_our_packages_and_celery(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "girder_worker", "--version"], env=clean_env(),
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "girder_worker", "--version"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     names = [line.split()[0] for line in out.stdout.splitlines()]
     assert names[:4] == ["girder-worker-core", "girder-worker-utils", "gwexample", "celery"]
     assert "girder-worker-core 1.0.0" in out.stdout

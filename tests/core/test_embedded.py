@@ -11,8 +11,11 @@ from girder_worker._config import embedded_settings
 
 def connection(data_dir):
     settings = embedded_settings(data_dir)
-    return Connection(settings["broker_url"], transport=settings["broker_transport"],
-                      transport_options=settings["broker_transport_options"])
+    return Connection(
+        settings["broker_url"],
+        transport=settings["broker_transport"],
+        transport_options=settings["broker_transport_options"],
+    )
 
 
 def test_competing_consumers_each_get_distinct_whole_messages(tmp_path):
@@ -20,8 +23,7 @@ def test_competing_consumers_each_get_distinct_whole_messages(tmp_path):
     with connection(tmp_path) as conn:
         producer = conn.Producer(serializer="json")
         for i in range(300):
-            producer.publish({"n": i, "pad": "x" * 2000}, exchange=queue.exchange, routing_key="race",
-                             declare=[queue])
+            producer.publish({"n": i, "pad": "x" * 2000}, exchange=queue.exchange, routing_key="race", declare=[queue])
 
     received: list[int] = []
     lock = threading.Lock()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -10,44 +9,31 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs"
-EXAMPLES = DOCS / "examples"
+from ..conftest import clean_env
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
+def run(tmp_path: Path) -> Run:
+    """Run ``python ARGS...`` from a fresh working directory, as a reader would.
 
-
-@pytest.fixture
-def clean_env(tmp_path: Path, data_dir: Path) -> dict[str, str]:
-    """The test's environment without the developer's GIRDER_WORKER_* settings.
-
-    The embedded broker lives in the test's own data directory, and anything an
-    example puts in the temporary directory goes under tmp_path.
+    The developer's GIRDER_WORKER_* variables are left out; the embedded broker
+    lives in the test's own data directory, and whatever an example puts in the
+    temporary directory goes under tmp_path. ``env`` adds variables.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIRDER_WORKER_")}
-    env["GIRDER_WORKER_DATA_DIR"] = str(data_dir)
-    env["TMPDIR"] = str(tmp_path)
-    return env
-
-
-@pytest.fixture
-def run(tmp_path: Path, clean_env: dict[str, str]) -> Run:
-    """Run ``python ARGS...`` from a fresh working directory, as a reader would."""
     cwd = tmp_path / "cwd"
     cwd.mkdir()
+    data_dir = tmp_path / "data"
+    base = clean_env({"GIRDER_WORKER_DATA_DIR": str(data_dir), "TMPDIR": str(tmp_path)})
 
-    def run_python(*args: str, env: Mapping[str, str] | None = None, merge_stderr: bool = False):
+    def run_python(
+        *args: str, env: Mapping[str, str] | None = None, merge_stderr: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, *args],
             cwd=cwd,
-            env={**clean_env, **(env or {})},
+            env={**base, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
             text=True,
@@ -59,8 +45,8 @@ def run(tmp_path: Path, clean_env: dict[str, str]) -> Run:
 
 
 @pytest.fixture
-def broken_plugin(tmp_path: Path) -> str:
-    """A directory for PYTHONPATH holding an installed plugin that fails to import.
+def broken_plugin(tmp_path: Path) -> dict[str, str]:
+    """Environment variables under which an installed plugin fails to import.
 
     It is the ``thumbnails`` plugin of a ``gw-thumbnails 0.3.0`` distribution whose
     module needs ``large_image``, which is missing; importlib.metadata finds its
@@ -77,4 +63,4 @@ def broken_plugin(tmp_path: Path) -> str:
     (site / "gw_thumbnails.py").write_text(
         "raise ModuleNotFoundError(\"No module named 'large_image'\", name='large_image')\n"
     )
-    return str(site)
+    return {"PYTHONPATH": str(site)}

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import sys
 from importlib.metadata import PathDistribution, distribution, version
 from pathlib import Path
 
-from conftest import DOCS, EXAMPLES, ROOT
+from ..conftest import ROOT
 
+DOCS = ROOT / "docs"
+EXAMPLES = DOCS / "examples"
 GWEXAMPLE = ROOT / "packages" / "gwexample"
 
 
@@ -60,14 +60,16 @@ def test_unknown_setting_warning_names_the_key(run):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == "None\n"
-    warning = re.search(r"^(\S+):\d+: (UnknownSettingWarning: .*)$", result.stderr, re.MULTILINE)
+    warning = re.search(r"^(\S+):(\d+): (UnknownSettingWarning: .*)$", result.stderr, re.MULTILINE)
     assert warning, result.stderr
+    path, line, message = warning.groups()
     # It points at the reader's line, not at girder-worker's code.
-    assert Path(warning[1]) == example
-    assert "configuration key 'TASK_TIME_LIMITS' is not a Celery setting" in warning[2]
-    assert "did you mean 'task_time_limit'?" in warning[2]
+    assert Path(path) == example
+    assert 'app.config.update({"TASK_TIME_LIMITS": 300})' in example.read_text().splitlines()[int(line) - 1]
+    assert "configuration key 'TASK_TIME_LIMITS' is not a Celery setting" in message
+    assert "did you mean 'task_time_limit'?" in message
     # The plugin guide quotes the warning as a reader sees it.
-    assert warning[2] in (DOCS / "plugins.rst").read_text()
+    assert f"/{example.name}:{line}: {message}\n" in (DOCS / "plugins.rst").read_text()
 
 
 def test_legacy_style_task_runs_on_the_app(run):
@@ -97,17 +99,19 @@ def test_setup_py_declares_the_same_entry_point_as_pyproject(run, tmp_path):
     shutil.copy(EXAMPLES / "setup.py", project / "setup.py")
     metadata = tmp_path / "metadata"
     metadata.mkdir()
+    # What pip does first with a setup.py project: ask setuptools for its metadata.
     code = (
         "import os, sys\n"
         "from setuptools import build_meta\n"
         "os.chdir(sys.argv[1])\n"
-        "print(build_meta.prepare_metadata_for_build_wheel(sys.argv[2]))\n"
+        "build_meta.prepare_metadata_for_build_wheel(sys.argv[2])\n"
     )
 
     result = run("-c", code, str(project), str(metadata))
 
     assert result.returncode == 0, result.stderr
-    built = PathDistribution(metadata / result.stdout.strip().splitlines()[-1])
+    [dist_info] = metadata.glob("*.dist-info")
+    built = PathDistribution(dist_info)
     from_setup_py = built.entry_points.select(group="girder_worker_plugins")
     from_pyproject = distribution("gwexample").entry_points.select(group="girder_worker_plugins")
     assert [(ep.name, ep.value) for ep in from_setup_py] == [("gwexample", "gwexample:GWExamplePlugin")]
@@ -121,21 +125,16 @@ def test_plugins_listing_is_as_documented(run):
     assert as_documented(result.stdout) == documented_output("plugins_output.txt")
 
 
-def test_broken_plugin_is_reported_as_documented(run, clean_env, broken_plugin):
-    pythonpath = os.pathsep.join(p for p in (broken_plugin, clean_env.get("PYTHONPATH")) if p)
-
-    result = run("-m", "girder_worker", "plugins", env={"PYTHONPATH": pythonpath}, merge_stderr=True)
+def test_broken_plugin_is_reported_as_documented(run, broken_plugin):
+    result = run("-m", "girder_worker", "plugins", env=broken_plugin, merge_stderr=True)
 
     assert result.returncode == 0, result.stdout
     assert as_documented(result.stdout) == documented_output("plugins_output_broken.txt")
 
 
-def test_strict_plugins_stops_on_a_broken_plugin(run, clean_env, broken_plugin):
-    pythonpath = os.pathsep.join(p for p in (broken_plugin, clean_env.get("PYTHONPATH")) if p)
-    env = {"PYTHONPATH": pythonpath}
-
-    worker = run("-m", "girder_worker", "--strict-plugins", "-P", "solo", env=env)
-    listing = run("-m", "girder_worker", "plugins", env={**env, "GIRDER_WORKER_STRICT_PLUGINS": "true"})
+def test_strict_plugins_stops_on_a_broken_plugin(run, broken_plugin):
+    worker = run("-m", "girder_worker", "--strict-plugins", "-P", "solo", env=broken_plugin)
+    listing = run("-m", "girder_worker", "plugins", env={**broken_plugin, "GIRDER_WORKER_STRICT_PLUGINS": "true"})
 
     assert worker.returncode == 1
     assert worker.stdout == ""
@@ -153,9 +152,11 @@ def test_examples_are_shown_on_the_site():
             assert f"examples/{example.name}" in pages, f"{example.name} is shown on no page"
 
 
-def test_no_example_is_left_out(run):
-    # Each example file must be run by a test above; a new one needs its own test.
+def test_every_example_has_a_test():
+    # The files the tests above run; a new example needs a test of its own.
     tested = {
+        "cancel_client.py",
+        "cancellable_tasks.py",
         "config_update.py",
         "eager_fibonacci.py",
         "legacy_tasks.py",
@@ -166,4 +167,31 @@ def test_no_example_is_left_out(run):
     }
     present = {p.name for p in EXAMPLES.iterdir() if p.is_file() and not p.name.startswith(".")}
     assert present == tested
-    assert sys.executable
+
+
+def test_cancel_client_cancels_the_wait_task(run, start_worker, tmp_path):
+    from ..conftest import broker_env
+
+    env = broker_env("embedded", tmp_path / "data")
+    start_worker(env, "-P", "solo", plugins=())
+    result = run(str(EXAMPLES / "cancel_client.py"), env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True\nREVOKED\n"
+
+
+def test_cancellable_tasks_example_behaves_as_documented(tmp_path):
+    import sys
+
+    from celery import Celery
+
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import cancellable_tasks
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    app = Celery("docs-example", set_as_current=False)
+    app.conf.task_always_eager = True
+    app.set_current()
+    assert cancellable_tasks.smooth.delay([1, 2, 3]).get() == [2, 4, 6]
+    assert cancellable_tasks.simulate.cancel_grace_period == 120

@@ -24,10 +24,12 @@ def test_constructor_sets_a_five_minute_time_limit(tmp_path):
 
 
 def test_fibonacci_runs_eagerly_in_a_loaded_app(tmp_path):
-    app = create_app(read_config({"GIRDER_WORKER_DATA_DIR": str(tmp_path),
-                                  "GIRDER_WORKER_TASK_ALWAYS_EAGER": "true"}))
+    app = create_app(read_config({"GIRDER_WORKER_DATA_DIR": str(tmp_path), "GIRDER_WORKER_TASK_ALWAYS_EAGER": "true"}))
     reports = app.load_plugins()
-    assert {r.name: r.tasks for r in reports}["gwexample"] == ["gwexample.analyses.tasks.fibonacci"]
+    assert {r.name: r.tasks for r in reports}["gwexample"] == [
+        "gwexample.analyses.tasks.fibonacci",
+        "gwexample.analyses.tasks.wait",
+    ]
     from gwexample.analyses.tasks import fibonacci
 
     assert fibonacci.delay(26).get() == 121393

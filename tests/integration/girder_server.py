@@ -165,8 +165,7 @@ def _build_venv(venv: Path, base_python: str, requirements: list[str]) -> None:
                 if not (line.startswith("WARNING: Location '") and line.endswith("' is ignored"))
             )
             pytest.fail(
-                f"building the Girder venv {venv} failed ({proc.returncode}): {' '.join(cmd)}\n"
-                f"{_tail(output)}",
+                f"building the Girder venv {venv} failed ({proc.returncode}): {' '.join(cmd)}\n{_tail(output)}",
                 pytrace=False,
             )
     marker = {"requirements": requirements, "python": str(Path(base_python).resolve())}
@@ -184,9 +183,7 @@ class GirderServer:
     pass ``token=None`` for an anonymous request.
     """
 
-    def __init__(
-        self, proc: subprocess.Popen, info: dict[str, Any], log_path: Path, run_dir: Path, broker_url: str
-    ):
+    def __init__(self, proc: subprocess.Popen, info: dict[str, Any], log_path: Path, run_dir: Path, broker_url: str):
         self.proc = proc
         self.pid: int = proc.pid
         self.api_url: str = info["api_url"]

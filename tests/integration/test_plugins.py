@@ -13,8 +13,7 @@ BROKEN = {
     "broken_import": ("gw-broken-import", "failed to import: ModuleNotFoundError"),
     "broken_ctor": ("gw-broken-ctor", "failed in its constructor: RuntimeError: the constructor"),
     "broken_task_imports": ("gw-broken-task-imports", "failed in task_imports(): ValueError"),
-    "missing_module": ("gw-missing-module",
-                       "failed to import its task module 'gwmissingmodule.no_such_tasks'"),
+    "missing_module": ("gw-missing-module", "failed to import its task module 'gwmissingmodule.no_such_tasks'"),
     "not_a_plugin": ("gw-not-a-plugin", "does not implement the plugin interface"),
 }
 
@@ -43,8 +42,9 @@ def test_strict_mode_stops_the_worker(how, embedded, start_worker):
     if how == "option":
         worker = start_worker(embedded, "--strict-plugins", plugins=("good", "broken"), ready=False)
     else:
-        worker = start_worker({**embedded, "GIRDER_WORKER_STRICT_PLUGINS": "true"},
-                              plugins=("good", "broken"), ready=False)
+        worker = start_worker(
+            {**embedded, "GIRDER_WORKER_STRICT_PLUGINS": "true"}, plugins=("good", "broken"), ready=False
+        )
     assert worker.wait_exit(timeout=60) != 0
     for name in BROKEN:
         assert f"plugin {name!r}" in worker.log
@@ -61,12 +61,24 @@ def test_only_the_plugins_named_in_girder_worker_plugins_load(embedded, start_wo
 
 def test_plugins_command_lists_each_plugin_and_its_error(embedded, installed_plugins):
     env = clean_env({**embedded, "PYTHONPATH": f"{installed_plugins('good')}:{installed_plugins('broken')}"})
-    out = subprocess.run([sys.executable, "-m", "girder_worker", "plugins"], env=env,
-                         capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "girder_worker", "plugins"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 0
     assert "gwexample\n  entry point:  gwexample = gwexample:GWExamplePlugin\n" in out.stdout
-    assert "  tasks:        gwexample.analyses.tasks.fibonacci" in out.stdout
+    assert "  tasks:        gwexample.analyses.tasks.fibonacci, gwexample.analyses.tasks.wait" in out.stdout
     assert "  distribution: gw-broken-ctor 0.1.0\n  error:        failed in its constructor" in out.stdout
-    strict = subprocess.run([sys.executable, "-m", "girder_worker", "plugins", "--strict-plugins"], env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
+    strict = subprocess.run(
+        [sys.executable, "-m", "girder_worker", "plugins", "--strict-plugins"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert strict.returncode == 1

@@ -22,7 +22,11 @@ def test_banner_lists_plugin_tasks_and_example_client_prints_121393(broker, env_
 
     client = subprocess.run(
         [sys.executable, str(ROOT / "packages/gwexample/example_client.py")],
-        env=clean_env(env), capture_output=True, text=True, timeout=120, check=False,
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert client.returncode == 0, client.stderr
     assert client.stdout.strip() == "121393"
@@ -34,7 +38,11 @@ def test_example_client_on_embedded_broker_in_each_pool(pool, env_for, start_wor
     start_worker(env, "-P", pool, "-c", "2", plugins=())
     client = subprocess.run(
         [sys.executable, str(ROOT / "packages/gwexample/example_client.py")],
-        env=clean_env(env), capture_output=True, text=True, timeout=120, check=False,
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert client.stdout.strip() == "121393", client.stderr
 
@@ -56,8 +64,7 @@ def test_two_workers_on_one_queue_share_the_work(broker, env_for, start_worker, 
         start_worker(env, "-P", "solo", "-Q", unique_queue, "-n", f"{name}-{unique_queue}@%h")
     app = client_app(env)
     try:
-        results = [app.send_task("gwtest.whoami", kwargs={"pause": 0.2}, queue=unique_queue)
-                   for _ in range(12)]
+        results = [app.send_task("gwtest.whoami", kwargs={"pause": 0.2}, queue=unique_queue) for _ in range(12)]
         hosts = Counter(r.get(timeout=60)["hostname"].split("-")[0] for r in results)
     finally:
         purge_queue(app, unique_queue)
@@ -65,8 +72,7 @@ def test_two_workers_on_one_queue_share_the_work(broker, env_for, start_worker, 
     assert sum(hosts.values()) == 12
 
 
-def test_queue_option_routes_a_task_to_the_worker_that_consumes_it(env_for, start_worker, client_app,
-                                                                  unique_queue):
+def test_queue_option_routes_a_task_to_the_worker_that_consumes_it(env_for, start_worker, client_app, unique_queue):
     env = env_for("rabbitmq")
     first, second = f"{unique_queue}-a", f"{unique_queue}-b"
     start_worker(env, "-P", "solo", "-Q", first, "-n", f"first-{unique_queue}@%h")
@@ -74,8 +80,7 @@ def test_queue_option_routes_a_task_to_the_worker_that_consumes_it(env_for, star
     app = client_app(env)
     try:
         for queue, name in ((first, "first"), (second, "second")):
-            answers = {app.send_task("gwtest.whoami", queue=queue).get(timeout=60)["hostname"]
-                       for _ in range(4)}
+            answers = {app.send_task("gwtest.whoami", queue=queue).get(timeout=60)["hostname"] for _ in range(4)}
             assert {a.split("-")[0] for a in answers} == {name}
     finally:
         purge_queue(app, first)
@@ -90,14 +95,20 @@ def test_plugin_packaged_with_setuptools_is_found_and_runs(env_for, start_worker
     assert app.send_task("gwsetuptools.tasks.shout", args=["hello"]).get(timeout=30) == "HELLO!"
 
 
-def test_pickle_message_is_rejected_and_the_worker_keeps_serving(broker, env_for, start_worker, client_app,
-                                                                unique_queue):
+def test_pickle_message_is_rejected_and_the_worker_keeps_serving(
+    broker, env_for, start_worker, client_app, unique_queue
+):
     env = env_for(broker)
     worker = start_worker(env, "-P", "solo", "-Q", unique_queue)
     app = client_app(env)
     try:
-        bad = app.send_task("gwtest.add", args=[1, 2], queue=unique_queue, serializer="pickle",
-                            headers={"girder_client_token": "very-secret-token"})
+        bad = app.send_task(
+            "gwtest.add",
+            args=[1, 2],
+            queue=unique_queue,
+            serializer="pickle",
+            headers={"girder_client_token": "very-secret-token"},
+        )
         line = worker.wait_for_log(rf"rejected task gwtest\.add\[{bad.id}\].*\n").group(0)
         assert "'application/x-python-serialize' is not accepted, only JSON is" in line
         assert app.send_task("gwtest.add", args=[2, 3], queue=unique_queue).get(timeout=30) == 5

@@ -7,5 +7,6 @@ The app is :data:`girder_worker.app.app`; the plugin interface is
 from girder_worker_utils import GirderWorkerPluginABC
 
 from .__about__ import __version__
+from ._cancel import CancelOutcome, cancel
 
-__all__ = ["GirderWorkerPluginABC", "__version__"]
+__all__ = ["CancelOutcome", "GirderWorkerPluginABC", "__version__", "cancel"]

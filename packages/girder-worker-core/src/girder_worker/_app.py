@@ -43,6 +43,7 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
     def __init__(self, *args: Any, girder_worker_config: Config, **kwargs: Any) -> None:
         kwargs.setdefault("loader", Loader)
         kwargs.setdefault("task_cls", "girder_worker_utils:Task")
+        kwargs.setdefault("control", "girder_worker._cancel:Control")
         super().__init__(*args, **kwargs)
         # Celery's settings view stores attribute assignments as settings, hence object's.
         object.__setattr__(self._conf, "__class__", GirderWorkerSettings)
@@ -72,8 +73,11 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
 def create_app(config: Config | None = None) -> GirderWorkerApp:
     """Build a girder-worker app from ``config`` (default: the environment)."""
     config = config or read_config()
+    from ._cancel import CancelStep
+
     app = GirderWorkerApp("girder_worker", girder_worker_config=config)
     app.conf.update(config.settings)
+    app.steps["worker"].add(CancelStep)
     logging.getLogger("girder_worker").setLevel(config.logging_level.upper())
     return app
 

@@ -26,6 +26,8 @@ VARIABLES: dict[str, str] = {
     "GIRDER_WORKER_LOGGING_LEVEL": "Level of the girder_worker logger (default info).",
     "GIRDER_WORKER_PLUGINS": "Comma-separated plugin names to load; unset loads all.",
     "GIRDER_WORKER_STRICT_PLUGINS": "true makes a plugin that fails to load stop the worker.",
+    "GIRDER_WORKER_CANCEL_GRACE_PERIOD": "Seconds a cancelled task may take to stop before it is "
+    "terminated (default 30); never disables termination.",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -55,6 +57,7 @@ class Config:
     logging_level: str
     plugins: frozenset[str] | None
     strict_plugins: bool
+    cancel_grace_period: float | None = 30.0
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -153,12 +156,24 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
 
     level = env.get("GIRDER_WORKER_LOGGING_LEVEL", "info").strip().lower() or "info"
     if level not in _LEVELS:
-        raise ConfigError(
-            "GIRDER_WORKER_LOGGING_LEVEL", f"unknown level {level!r}", f"use one of {', '.join(_LEVELS)}"
-        )
+        raise ConfigError("GIRDER_WORKER_LOGGING_LEVEL", f"unknown level {level!r}", f"use one of {', '.join(_LEVELS)}")
 
     names = env.get("GIRDER_WORKER_PLUGINS", "").strip()
     plugins = frozenset(n.strip() for n in names.split(",") if n.strip()) if names else None
+
+    grace_text = env.get("GIRDER_WORKER_CANCEL_GRACE_PERIOD", "30").strip().lower() or "30"
+    grace: float | None = None
+    if grace_text != "never":
+        try:
+            grace = float(grace_text)
+        except ValueError:
+            grace = -1.0
+        if not grace >= 0:
+            raise ConfigError(
+                "GIRDER_WORKER_CANCEL_GRACE_PERIOD",
+                f"{grace_text!r} is not a number of seconds",
+                "use a number >= 0, or never",
+            )
 
     return Config(
         settings=settings,
@@ -167,4 +182,5 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         logging_level=level,
         plugins=plugins,
         strict_plugins=_flag(env, "GIRDER_WORKER_STRICT_PLUGINS"),
+        cancel_grace_period=grace,
     )

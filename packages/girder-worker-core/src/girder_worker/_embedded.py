@@ -3,21 +3,26 @@
 kombu's filesystem transport writes a message file in place and moves claimed
 files to the system temp directory; a reader can see a half-written file, and two
 workers can both copy one message when the temp directory is another file system.
-Here a message is written under a hidden name and renamed into the queue, and a
-consumer claims it with one rename inside the data directory, which only one
-process can win.
+Its exchange tables have the same problem: a process binding a queue can read
+the table while another is creating it. Here every file is written under a
+hidden name and renamed into place, a consumer claims a message with one rename
+inside the data directory, which only one process can win, and table updates
+are serialised by a lock file.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from queue import Empty
 from time import monotonic
 from typing import Any
 
 from celery.backends.filesystem import FilesystemBackend
 from kombu.transport import filesystem
+from kombu.transport.filesystem import LOCK_EX, exchange_queue_t, lock, unlock
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
@@ -34,6 +39,35 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
         with open(partial, "wb") as f:
             f.write(str_to_bytes(dumps(payload)))
         os.replace(partial, final)
+
+    def get_table(self, exchange: str) -> list[Any]:
+        try:
+            text = self._exchange_file(exchange).read_bytes()
+        except FileNotFoundError:
+            return []
+        return [exchange_queue_t(*q) for q in loads(bytes_to_str(text))]
+
+    def _update_table(self, exchange: str, change: Callable[[list[Any]], list[Any]]) -> None:
+        file: Path = self._exchange_file(exchange)
+        self.control_folder.mkdir(parents=True, exist_ok=True)
+        with open(file.with_name(f".{file.name}.lock"), "ab") as guard:
+            lock(guard, LOCK_EX)
+            try:
+                table = change(self.get_table(exchange))
+                partial = file.with_name(f".{file.name}.{uuid.uuid4().hex}")
+                partial.write_bytes(str_to_bytes(dumps(table)))
+                os.replace(partial, file)
+            finally:
+                unlock(guard)
+
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
+        entry = exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        self._update_table(exchange, lambda table: table if entry in table else [entry, *table])
+
+    def _delete(self, queue: str, exchange: str, routing_key: str, pattern: str, *args: Any, **kwargs: Any) -> None:
+        super(filesystem.Channel, self)._delete(queue, exchange, routing_key, pattern, *args, **kwargs)
+        entry = exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        self._update_table(exchange, lambda table: [e for e in table if e != entry])
 
     def _get(self, queue: str) -> Any:
         wanted = f"{queue}.msg"

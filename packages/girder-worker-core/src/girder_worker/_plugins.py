@@ -90,9 +90,7 @@ def _load_one(app: Any, ep: EntryPoint, report: PluginReport) -> None:
     except Exception as exc:
         raise _Failed("failed in task_imports()", exc) from exc
     if isinstance(modules, str) or not all(isinstance(m, str) for m in modules or ()):
-        raise _Failed(
-            "returned a bad value from task_imports()", f"{modules!r} is not a list of module names"
-        )
+        raise _Failed("returned a bad value from task_imports()", f"{modules!r} is not a list of module names")
     report.modules = list(modules or ())
     for module in report.modules:
         try:
@@ -145,6 +143,8 @@ def load_plugins(app: Any, only: Collection[str] | None = None, strict: bool = F
         owner = by_module.get(getattr(task, "__module__", None))
         if owner is not None:
             owner.tasks.append(name)
+    for report in reports:
+        report.tasks.sort()
     failed = [r for r in reports if not r.loaded]
     if strict and failed:
         raise PluginLoadError(failed)

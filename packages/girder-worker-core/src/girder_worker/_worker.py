@@ -34,9 +34,7 @@ class Worker(CeleryWorker):  # type: ignore[misc]
         lines = []
         for report in reports:
             if report.loaded:
-                lines.append(
-                    f"  . {report.name} ({report.distribution} {report.version}): {len(report.tasks)} task(s)"
-                )
+                lines.append(f"  . {report.name} ({report.distribution} {report.version}): {len(report.tasks)} task(s)")
             else:
                 lines.append(f"  ! {report.name}: {report.error}")
         return info + "\n[plugins]\n" + "\n".join(lines) + "\n"

@@ -6,18 +6,21 @@ interface :class:`GirderWorkerPluginABC`, :class:`JobStatus` and
 """
 
 from .__about__ import __version__
+from ._cancel import CancelFlag
 from ._decorator import PluginTask, task
-from ._exceptions import TaskCancelled
+from ._exceptions import TaskCancelled, TaskTerminated
 from ._plugin import GirderWorkerPluginABC
 from ._status import JobStatus
 from ._task import Task
 
 __all__ = [
+    "CancelFlag",
     "GirderWorkerPluginABC",
     "JobStatus",
     "PluginTask",
     "Task",
     "TaskCancelled",
+    "TaskTerminated",
     "__version__",
     "task",
 ]

@@ -1,0 +1,133 @@
+"""Cancellation across the prefork pool: a table in memory the pool shares.
+
+Celery's revoked set lives in the worker's main process, while a prefork task runs
+in a child process. Before the pool forks, the main process maps one anonymous
+shared page table: a slot per pool process, where the child writes the id of the
+task it runs, and a ring of recently cancelled ids. On a cancel the main process
+adds the id to the ring, then sets the cancel byte of any slot running it; a child
+starting a task writes its slot, then looks for its id in the ring. Whichever
+comes second sees the other, and the task's ``cancelled`` reads one byte.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import threading
+from typing import Any
+
+__all__ = ["SharedTable", "SlotFlag"]
+
+SLOT = 64  # flag byte, pad, pid (8 bytes at 8), task id (at 16, up to 48 bytes)
+RING = 256
+ID_BYTES = 48
+_PID = struct.Struct("<q")
+
+
+def _encode(task_id: str) -> bytes:
+    raw = task_id.encode()[:ID_BYTES]
+    return raw + b"\0" * (ID_BYTES - len(raw))
+
+
+class SharedTable:
+    """The shared table: ``slots`` pool slots and a ring of cancelled ids."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._ring_at = slots * SLOT
+        self.mem = mmap.mmap(-1, self._ring_at + 8 + RING * ID_BYTES)
+        self.owner_pid = os.getpid()
+
+    # main process -------------------------------------------------------
+    def cancel(self, task_id: str) -> int | None:
+        """Record ``task_id`` as cancelled; return the pid running it, if any."""
+        raw = _encode(task_id)
+        (count,) = _PID.unpack_from(self.mem, self._ring_at)
+        at = self._ring_at + 8 + (count % RING) * ID_BYTES
+        self.mem[at : at + ID_BYTES] = raw
+        _PID.pack_into(self.mem, self._ring_at, count + 1)
+        found = None
+        for slot in range(self.slots):
+            base = slot * SLOT
+            if self.mem[base + 16 : base + 16 + ID_BYTES] == raw:
+                self.mem[base] = 1
+                (found,) = _PID.unpack_from(self.mem, base + 8)
+        return found
+
+    def pid_running(self, task_id: str) -> int | None:
+        raw = _encode(task_id)
+        for slot in range(self.slots):
+            base = slot * SLOT
+            if self.mem[base + 16 : base + 16 + ID_BYTES] == raw:
+                return int(_PID.unpack_from(self.mem, base + 8)[0])
+        return None
+
+    # pool child ---------------------------------------------------------
+    def begin(self, slot: int, task_id: str) -> SlotFlag:
+        base = slot * SLOT
+        raw = _encode(task_id)
+        self.mem[base] = 0
+        _PID.pack_into(self.mem, base + 8, os.getpid())
+        self.mem[base + 16 : base + 16 + ID_BYTES] = raw
+        ring = self.mem[self._ring_at + 8 : self._ring_at + 8 + RING * ID_BYTES]
+        if any(ring[i : i + ID_BYTES] == raw for i in range(0, len(ring), ID_BYTES)):
+            self.mem[base] = 1
+        return SlotFlag(self.mem, base)
+
+    def end(self, slot: int) -> None:
+        base = slot * SLOT
+        self.mem[base + 16 : base + 16 + ID_BYTES] = b"\0" * ID_BYTES
+        self.mem[base] = 0
+
+
+class SlotFlag:
+    """The cancel flag of a task running in a pool child: one shared byte."""
+
+    __slots__ = ("_base", "_latched", "_lock", "_mem", "_watcher", "callbacks", "reason", "thread_id")
+
+    def __init__(self, mem: mmap.mmap, base: int) -> None:
+        self._mem = mem
+        self._base = base
+        self._latched = False
+        self.reason: str | None = "cancelled"
+        self.callbacks: list[Any] = []
+        self._watcher: Any = None
+        self._lock = threading.Lock()
+        self.thread_id = threading.get_ident()
+
+    def is_set(self) -> bool:
+        if self._latched:
+            return True
+        if self._mem[self._base]:
+            self._latched = True
+            return True
+        return False
+
+    def set(self, reason: str = "cancelled") -> None:
+        self._mem[self._base] = 1
+
+    def add_callback(self, callback: Any) -> None:
+        from ._cancel_watch import watch
+
+        self.callbacks.append(callback)
+        if self._watcher is None:
+            self._watcher = watch(self)
+
+    def take_callbacks(self) -> list[Any]:
+        with self._lock:
+            callbacks, self.callbacks = self.callbacks, []
+        return callbacks
+
+    def close(self) -> None:
+        """End of the run: stop the watcher, and run callbacks it had no time to run."""
+        if self._watcher is not None:
+            self._watcher.set()
+        self.run_pending_callbacks()
+
+    def run_pending_callbacks(self) -> None:
+        if self.is_set():
+            from girder_worker_utils._cancel import _run_callback
+
+            for callback in self.take_callbacks():
+                _run_callback(callback)

@@ -1,0 +1,81 @@
+"""Where cancellations outlive the workers: the result backend.
+
+Celery keeps revoked ids in each worker's memory, so a revoke sent while no worker
+runs, or before a restart, is forgotten. girder-worker also writes each cancelled
+id to the result backend (a Redis sorted set, or files next to the embedded
+backend's results), and every worker reads the recent ones when it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from celery.backends.filesystem import FilesystemBackend
+from celery.backends.redis import RedisBackend
+
+__all__ = ["CancelStore", "store_for"]
+
+#: How long a cancellation is remembered: longer than a task waits in a queue.
+RETENTION_SECONDS = 7 * 24 * 3600
+
+
+class CancelStore(Protocol):
+    def add(self, task_ids: Iterable[str]) -> None: ...
+    def recent(self) -> list[str]: ...
+
+
+class RedisCancelStore:
+    key = "girder_worker:cancelled"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def add(self, task_ids: Iterable[str]) -> None:
+        now = time.time()
+        members = dict.fromkeys(task_ids, now)
+        if members:
+            pipe = self.client.pipeline()
+            pipe.zadd(self.key, members)
+            pipe.zremrangebyscore(self.key, "-inf", now - RETENTION_SECONDS)
+            pipe.execute()
+
+    def recent(self) -> list[str]:
+        since = time.time() - RETENTION_SECONDS
+        return [m.decode() if isinstance(m, bytes) else m for m in self.client.zrangebyscore(self.key, since, "+inf")]
+
+
+class FileCancelStore:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def add(self, task_ids: Iterable[str]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for task_id in task_ids:
+            if task_id and "/" not in task_id and not task_id.startswith("."):
+                (self.folder / task_id).touch()
+
+    def recent(self) -> list[str]:
+        if not self.folder.is_dir():
+            return []
+        since = time.time() - RETENTION_SECONDS
+        ids = []
+        for entry in os.scandir(self.folder):
+            if entry.stat().st_mtime >= since:
+                ids.append(entry.name)
+            else:
+                Path(entry.path).unlink(missing_ok=True)
+        return ids
+
+
+def store_for(app: Any) -> CancelStore | None:
+    """The durable store the app's result backend offers, or None (rpc://, ...)."""
+    backend = app.backend
+    if isinstance(backend, RedisBackend):
+        return RedisCancelStore(backend.client)
+    if isinstance(backend, FilesystemBackend):
+        return FileCancelStore(Path(os.fsdecode(backend.path)).parent / "cancelled")
+    return None
