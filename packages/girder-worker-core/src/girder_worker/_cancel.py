@@ -35,13 +35,13 @@ from celery.states import READY_STATES
 from celery.utils.functional import maybe_list
 from celery.worker import control as celery_control
 from celery.worker import state as worker_state
-from kombu import Queue
+from kombu.entity import Queue
 
 from girder_worker_utils import CancelFlag, TaskTerminated
 from girder_worker_utils._task import CANCEL_ATTR
 
 from ._cancel_shm import SharedTable
-from ._cancel_store import store_for
+from ._cancel_store import CancelStore, store_for
 
 __all__ = ["CancelOutcome", "CancelStep", "Control", "cancel"]
 
@@ -168,7 +168,7 @@ class CancelStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.listener: threading.Thread | None = None
         self.stopping = threading.Event()
         self.escalations: list[tuple[float, str]] = []
-        self.store = None
+        self.store: CancelStore | None = None
         self._store_failed = False
 
     def create(self, worker: Any) -> None:

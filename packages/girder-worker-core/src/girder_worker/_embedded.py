@@ -32,7 +32,7 @@ __all__ = ["FileResultBackend", "Transport"]
 class Channel(filesystem.Channel):  # type: ignore[misc]
     """A filesystem channel with atomic publish and claim."""
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{int(monotonic() * 1000):015d}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         partial = os.path.join(self.data_folder_out, f".{name}.part")
@@ -69,7 +69,7 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
         entry = exchange_queue_t(routing_key or "", pattern or "", queue or "")
         self._update_table(exchange, lambda table: [e for e in table if e != entry])
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
         wanted = f"{queue}.msg"
         folder = self.data_folder_in
         claimed_dir = self.transport_options.get("processing_folder", folder)
@@ -98,7 +98,8 @@ class Transport(filesystem.Transport):  # type: ignore[misc]
     can_parse_url = True
 
     def as_uri(self, uri: str, include_password: bool = False, mask: str = "**") -> str:
-        folder = self.client.transport_options.get("data_folder_in", "")
+        options = self.client.transport_options if self.client is not None else {}
+        folder = options.get("data_folder_in", "")
         return f"filesystem://{os.path.dirname(folder.rstrip(os.sep))}"
 
 

@@ -140,7 +140,7 @@ def load_plugins(app: Any, only: Collection[str] | None = None, strict: bool = F
             reports.append(report)
     by_module = {m: r for r in reports if r.loaded for m in r.modules}
     for name, task in app.tasks.items():
-        owner = by_module.get(getattr(task, "__module__", None))
+        owner = by_module.get(getattr(task, "__module__", ""))
         if owner is not None:
             owner.tasks.append(name)
     for report in reports:
