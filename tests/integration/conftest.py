@@ -42,7 +42,19 @@ def client_app() -> Iterator[Callable[[dict[str, str]], Any]]:
 
     yield make
     for app in apps:
-        app.close()
+        close_app(app)
+
+
+def close_app(app: Any) -> None:
+    """Close what a client app opened, its result backend's connections included."""
+    backend = app.backend
+    consumer = getattr(backend, "result_consumer", None)
+    if consumer is not None and hasattr(consumer, "stop"):
+        consumer.stop()
+    client = getattr(backend, "client", None)
+    if client is not None:
+        client.connection_pool.disconnect()
+    app.close()
 
 
 def purge_queue(app: Any, queue: str) -> None:
