@@ -126,6 +126,8 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         "worker_consumer": "girder_worker._consumer:Consumer",
         "task_always_eager": _flag(env, "GIRDER_WORKER_TASK_ALWAYS_EAGER"),
     }
+    # Eager runs store their states too, so AsyncResult(id) and cancel() work as with a worker.
+    settings["task_store_eager_result"] = settings["task_always_eager"]
 
     broker = env.get("GIRDER_WORKER_BROKER", "").strip()
     backend = env.get("GIRDER_WORKER_BACKEND", "").strip()
