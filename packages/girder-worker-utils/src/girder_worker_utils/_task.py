@@ -13,6 +13,7 @@ from celery.worker import state as _worker_state
 
 from ._cancel import CancelFlag
 from ._exceptions import TaskCancelled, TaskTerminated
+from ._job import GIRDER_CLIENT_ATTR, GIRDER_OPTIONS, JOB_MANAGER_ATTR, JobManager, move_girder_options
 
 __all__ = ["Task"]
 
@@ -59,6 +60,8 @@ class Task(celery.Task):  # type: ignore[misc]
             return self.run(*args, **kwargs)
         # The worker's tracer (or apply()) is running this task: the top-level call.
         request.__dict__[_STARTED_ATTR] = True
+        if self.cancelled:  # before it began: its Girder job was found cancelled, say
+            self._end_cancelled(request, _reason(request), terminated=False)
         try:
             result = self.run(*args, **kwargs)
         except (TaskCancelled, TaskTerminated) as exc:
@@ -101,6 +104,62 @@ class Task(celery.Task):  # type: ignore[misc]
             raise TaskCancelled(_reason(self.request))
 
     check_canceled = check_cancelled
+
+    # -- Girder ---------------------------------------------------------------
+
+    @property
+    def job_manager(self) -> JobManager | None:
+        """The Girder job of this run, to report log and progress to; None without one.
+
+        A run has a job when its message names one (Girder scheduled it, or it was
+        published with a Girder URL and token). See :class:`JobManager`.
+        """
+        request = self.request_stack.top
+        if request is None:
+            return None
+        manager: JobManager | None = request.__dict__.get(JOB_MANAGER_ATTR)
+        return manager
+
+    def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
+        """Report how far this run got to its Girder job; does nothing without a job.
+
+        It never waits for Girder, so call it as often as is convenient; the worker
+        sends the latest values at most twice a second::
+
+            for i, path in enumerate(paths):
+                self.progress(i, total=len(paths), message=path)
+        """
+        manager = self.job_manager
+        if manager is not None:
+            manager.updateProgress(total=total, current=current, message=message)
+
+    @property
+    def girder_client(self) -> Any:
+        """A ``girder_client.GirderClient`` for this run's Girder, logged in with its token.
+
+        It exists when the message carries ``girder_api_url`` (or Girder's ``apiUrl``)
+        and ``girder_client_token``; otherwise it is None. It is made on first use.
+        """
+        request = self.request_stack.top
+        holder = request.__dict__.get(GIRDER_CLIENT_ATTR) if request is not None else None
+        return holder.get() if holder is not None else None
+
+    def apply_async(
+        self, args: Any = None, kwargs: Any = None, task_id: str | None = None, *rest: Any, **options: Any
+    ) -> Any:
+        """Celery's ``apply_async``, which also takes the original girder-worker's options.
+
+        ``girder_api_url`` and ``girder_client_token`` (in ``kwargs`` or as options) go
+        in the message's headers; ``girder_job_title``, ``girder_job_type``,
+        ``girder_job_public``, ``girder_job_handler``, ``girder_job_other_fields`` and
+        ``girder_job_disable`` say how to create the Girder job when the message is
+        published. ``delay(..., girder_job_title="x")`` works too.
+        """
+        kwargs = move_girder_options(kwargs, options)
+        defaults = {k: getattr(self, f"_{k}") for k in GIRDER_OPTIONS if hasattr(self, f"_{k}")}
+        if defaults:  # set by the original's @girder_job decorator
+            options["headers"] = {**defaults, **(options.get("headers") or {})}
+        return super().apply_async(args, kwargs, task_id, *rest, **options)
 
     def on_cancel(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` once as soon as the worker sees this run cancelled.
