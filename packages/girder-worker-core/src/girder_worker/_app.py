@@ -73,6 +73,7 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
 def create_app(config: Config | None = None) -> GirderWorkerApp:
     """Build a girder-worker app from ``config`` (default: the environment)."""
     config = config or read_config()
+    from . import _girder_publish, _girder_signals  # noqa: F401  (connect their signal handlers)
     from ._cancel import CancelStep
 
     app = GirderWorkerApp("girder_worker", girder_worker_config=config)

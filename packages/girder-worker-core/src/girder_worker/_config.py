@@ -28,6 +28,11 @@ VARIABLES: dict[str, str] = {
     "GIRDER_WORKER_STRICT_PLUGINS": "true makes a plugin that fails to load stop the worker.",
     "GIRDER_WORKER_CANCEL_GRACE_PERIOD": "Seconds a cancelled task may take to stop before it is "
     "terminated (default 30); never disables termination.",
+    "GIRDER_WORKER_API_URL": "Girder API root this worker reports to, replacing the one in each job's callback URL.",
+    "GIRDER_WORKER_REPORT_INTERVAL": "Seconds between two log/progress updates of one Girder job (default 0.5).",
+    "GIRDER_WORKER_REPORT_RETRY_SECONDS": "How long reports wait for an unreachable Girder before "
+    "they are dropped (default 600).",
+    "GIRDER_WORKER_JOB_LOG_LIMIT": "Characters of a task's output kept in its Girder job log (default 1000000).",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -58,6 +63,10 @@ class Config:
     plugins: frozenset[str] | None
     strict_plugins: bool
     cancel_grace_period: float | None = 30.0
+    api_url: str | None = None
+    report_interval: float = 0.5
+    report_retry_seconds: float = 600.0
+    job_log_limit: int = 1_000_000
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -67,6 +76,30 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if value in _FALSE:
         return False
     raise ConfigError(name, f"{env[name]!r} is not a boolean", "use true or false")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float, unit: str) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= minimum:  # also false for nan
+        raise ConfigError(name, f"{text!r} is not a number of {unit} >= {minimum:g}", f"use a number >= {minimum:g}")
+    return value
+
+
+def _api_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("GIRDER_WORKER_API_URL", "").strip()
+    if url and not url.lower().startswith(("http://", "https://")):
+        raise ConfigError(
+            "GIRDER_WORKER_API_URL",
+            f"{url!r} is not an http:// or https:// URL",
+            "set it to Girder's API root as this worker reaches it, e.g. http://girder:8080/api/v1",
+        )
+    return url.rstrip("/") or None
 
 
 def _scheme(url: str) -> str:
@@ -185,4 +218,8 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         plugins=plugins,
         strict_plugins=_flag(env, "GIRDER_WORKER_STRICT_PLUGINS"),
         cancel_grace_period=grace,
+        api_url=_api_url(env),
+        report_interval=_number(env, "GIRDER_WORKER_REPORT_INTERVAL", 0.5, 0.0, "seconds"),
+        report_retry_seconds=_number(env, "GIRDER_WORKER_REPORT_RETRY_SECONDS", 600.0, 0.0, "seconds"),
+        job_log_limit=int(_number(env, "GIRDER_WORKER_JOB_LOG_LIMIT", 1_000_000, 10_000, "characters")),
     )

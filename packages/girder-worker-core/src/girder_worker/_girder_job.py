@@ -1,0 +1,408 @@
+"""One Girder job's reports, and the REST calls that deliver them.
+
+A :class:`JobChannel` is what a task's ``self.job_manager`` is: the task records
+log, progress and status in it without waiting, and the reporter's sender thread
+calls :meth:`JobChannel.pump` to send them as the contract of girder-jobs wants:
+form-encoded ``PUT``\\ s to the job's ``jobInfoSpec.url`` with its ``Girder-Token``,
+log and progress together at most once per interval, the whole log before each
+status change, each status in a request of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import requests
+
+from girder_worker_utils import JobStatus
+
+from ._girder_logbuf import LogBuffer
+
+__all__ = ["GirderUnavailable", "Http", "JobChannel", "JobSpec", "ReportSettings", "rewrite_api_url"]
+
+logger = logging.getLogger("girder_worker.girder")
+
+_GONE_CODES = (401, 403, 404)
+_MAX_RESOLUTIONS = 5
+
+
+class GirderUnavailable(Exception):
+    """Girder gave no useful answer: no connection, no answer in time, or a 5xx."""
+
+
+class Http:
+    """Form-encoded REST calls on one ``requests`` session (one per thread)."""
+
+    def __init__(self) -> None:
+        self.session = requests.Session()
+
+    def call(
+        self, method: str, url: str, headers: Mapping[str, str], data: Mapping[str, str] | None, timeout: Any
+    ) -> tuple[int, Any]:
+        """Return ``(HTTP status, decoded JSON or None)``; raise :class:`GirderUnavailable`."""
+        try:
+            response = self.session.request(method, url, headers=dict(headers), data=data, timeout=timeout)
+        except requests.Timeout:
+            raise GirderUnavailable("no answer in time") from None
+        except requests.ConnectionError as exc:
+            text = str(exc).lower()
+            raise GirderUnavailable("connection refused" if "refused" in text else "cannot connect") from None
+        except requests.RequestException as exc:
+            raise GirderUnavailable(type(exc).__name__) from None
+        if response.status_code >= 500:
+            raise GirderUnavailable(f"HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return response.status_code, body
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """How a worker reports to Girder (from ``GIRDER_WORKER_*``, see configuration)."""
+
+    interval: float = 0.5
+    retry_seconds: float = 600.0
+    log_limit: int = 1_000_000
+    api_url: str | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    start_timeout: float = 5.0
+
+    @classmethod
+    def for_app(cls, app: Any) -> ReportSettings:
+        config = getattr(app, "girder_worker_config", None)
+        if config is None:  # a plain Celery app using our Task
+            return cls(api_url=(os.environ.get("GIRDER_WORKER_API_URL") or "").rstrip("/") or None)
+        return cls(
+            interval=config.report_interval,
+            retry_seconds=config.report_retry_seconds,
+            log_limit=config.job_log_limit,
+            api_url=config.api_url,
+        )
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+
+def rewrite_api_url(url: str, original_api_url: str | None, api_url: str | None) -> str:
+    """``url`` with its ``original_api_url`` prefix replaced by ``api_url``.
+
+    It is how ``GIRDER_WORKER_API_URL`` reaches a job's callback URL, which Girder
+    built from its own idea of its address. A URL with another prefix is unchanged.
+    """
+    if not api_url or not original_api_url:
+        return url
+    original = original_api_url.rstrip("/")
+    if url == original or url.startswith(original + "/"):
+        return api_url.rstrip("/") + url[len(original) :]
+    return url
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A message's ``jobInfoSpec`` header: where and how to report one job."""
+
+    url: str
+    method: str
+    headers: Mapping[str, str]
+    job_id: str
+    log_print: bool
+
+    @classmethod
+    def parse(cls, value: Any) -> JobSpec | None:
+        if not isinstance(value, Mapping) or not isinstance(value.get("url"), str):
+            return None
+        url = value["url"]
+        headers = value.get("headers")
+        return cls(
+            url=url,
+            method=str(value.get("method") or "PUT").upper(),
+            headers={str(k): str(v) for k, v in headers.items()} if isinstance(headers, Mapping) else {},
+            job_id=str(value.get("reference") or url.rstrip("/").rpartition("/")[2]),
+            log_print=bool(value.get("logPrint", True)),
+        )
+
+
+class _Reporter(Protocol):
+    def wake(self, channel: JobChannel, when: float) -> None: ...
+    def http(self) -> Http: ...
+
+
+def _status_of(value: Any) -> JobStatus | None:
+    try:
+        return JobStatus(int(value))
+    except (TypeError, ValueError):
+        return None
+
+
+class JobChannel:
+    """Everything one run has to tell its Girder job, until Girder has it.
+
+    Task threads call :meth:`write`, :meth:`updateProgress`, :meth:`updateStatus`
+    and :meth:`finish`; none of them does network I/O. The reporter calls
+    :meth:`pump` (holding :attr:`send_lock`) to send what is due.
+    """
+
+    def __init__(self, spec: JobSpec, settings: ReportSettings, reporter: _Reporter) -> None:
+        self.spec = spec
+        self.settings = settings
+        self._reporter = reporter
+        self.log = LogBuffer(settings.log_limit)
+        self.send_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._progress: dict[str, str] = {}
+        self._progress_version = 0
+        self._progress_sent = 0
+        self._statuses: deque[JobStatus] = deque()
+        self.final: JobStatus | None = None
+        self.closing = False
+        self._urgent = False
+        self.last_put = time.monotonic()
+        self.done = False
+        self.cancelled_in_girder = False
+        self.on_cancel: Callable[[], None] | None = None
+        self.failing_since: float | None = None
+        self.scheduled_at = float("inf")
+        self.requests_sent = 0
+        self._warned: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"<JobChannel job {self.spec.job_id}>"
+
+    # -- the task's side (no network I/O) ---------------------------------------
+
+    def write(self, message: str, forceFlush: bool = False) -> None:  # noqa: N803
+        """Append ``message`` to the job's log."""
+        if self.log.write(str(message)) or forceFlush:
+            self._wake(urgent=forceFlush)
+
+    def updateProgress(  # noqa: N802
+        self,
+        total: float | None = None,
+        current: float | None = None,
+        message: str | None = None,
+        forceFlush: bool = False,  # noqa: N803
+    ) -> None:
+        """Set the job's progress; ``None`` leaves a field as it was."""
+        fields = {"progressTotal": total, "progressCurrent": current, "progressMessage": message}
+        with self._lock:
+            idle = self._progress_version == self._progress_sent
+            for key, value in fields.items():
+                if value is not None:
+                    self._progress[key] = str(value)
+            self._progress_version += 1
+        if idle or forceFlush:
+            self._wake(urgent=forceFlush)
+
+    def updateStatus(self, status: int) -> None:  # noqa: N802
+        """Move the job to ``status`` once the log written so far is sent."""
+        self._queue_status(JobStatus(status))
+        self._wake(urgent=True)
+
+    def refreshStatus(self) -> int | None:  # noqa: N802
+        """Ask Girder for the job's status: a network round trip. None if it does not say."""
+        try:
+            code, body = self._call(self._reporter.http(), None, method="GET")
+        except GirderUnavailable:
+            return None
+        status = body.get("status") if code == 200 and isinstance(body, dict) else None
+        return status if isinstance(status, int) else None
+
+    def flush(self) -> None:
+        """Send what is waiting as soon as the sender can."""
+        self._wake(urgent=True)
+
+    def finish(self, status: JobStatus) -> None:
+        """The run ended: send all of the log, then ``status``, then forget the job."""
+        with self._lock:
+            if self.final is not None:
+                return
+            self.final = status
+        self._queue_status(status)
+        self._wake(urgent=True)
+
+    def close(self) -> None:
+        """The run ended without a final status (a retry, say): send the log and forget."""
+        self.closing = True
+        self._wake(urgent=True)
+
+    def _queue_status(self, status: JobStatus) -> None:
+        with self._lock:
+            if not self._statuses or self._statuses[-1] != status:
+                self._statuses.append(status)
+
+    def _wake(self, urgent: bool) -> None:
+        if urgent:
+            self._urgent = True
+        self._reporter.wake(self, time.monotonic() if urgent else self.last_put + self.settings.interval)
+
+    # -- the sender's side -------------------------------------------------------
+
+    def pump(self, http: Http, timeout: Any = None) -> float | None:
+        """Send what is due; return when to be called again, or None when idle.
+
+        Raises :class:`GirderUnavailable` with nothing lost: what was not
+        delivered is sent again by the next call.
+        """
+        timeout = timeout or self.settings.timeout
+        ending = self.final is not None or self.closing
+        urgent = ending or self._urgent or bool(self._statuses)
+        due = self.last_put + self.settings.interval
+        if not urgent and time.monotonic() < due:
+            return due
+        self._urgent = False
+        while not self.done:
+            entry = self.log.stage(final=ending)
+            with self._lock:
+                version = self._progress_version
+                progress = dict(self._progress) if version != self._progress_sent else None
+            if entry is None and progress is None:
+                break
+            data = dict(progress or {})
+            if entry is not None:
+                data["log"] = entry.text
+                if entry.overwrite:
+                    data["overwrite"] = "true"
+            code, body = self._call(http, data, timeout)
+            if code == 200:
+                self.last_put = time.monotonic()
+                self._watch_for_cancel(body)
+            elif not self._gone(code, body):
+                self._warn_once("update", "Girder rejected an update of job %s (HTTP %s: %s); dropped", code, body)
+            self.log.commit()
+            with self._lock:
+                self._progress_sent = version
+            if not urgent:
+                break
+        if self.done:
+            return None
+        if not urgent or (self.final is not None and not ending):
+            # A status came while this pump sent less than all of the log: again, at once.
+            if self._statuses:
+                return time.monotonic()
+        else:
+            self._send_statuses(http, timeout)
+            if self.done:
+                return None
+            if self.final is not None and not self._statuses:
+                self.done = True
+                return None
+            if self.closing and not self.log.has_output():
+                self.done = True
+                return None
+        if self.log.sendable() or self._progress_version != self._progress_sent:
+            return self.last_put + self.settings.interval
+        return None
+
+    def _call(
+        self, http: Http, data: Mapping[str, str] | None, timeout: Any = None, method: str | None = None
+    ) -> tuple[int, Any]:
+        self.requests_sent += 1
+        return http.call(
+            method or self.spec.method, self.spec.url, self.spec.headers, data, timeout or self.settings.timeout
+        )
+
+    def _send_statuses(self, http: Http, timeout: Any) -> None:
+        resolutions = 0
+        while self._statuses and not self.done:
+            target = self._statuses[0]
+            code, body = self._call(http, {"status": str(int(target))}, timeout)
+            if code == 200:
+                self._statuses.popleft()
+            elif code == 400 and isinstance(body, dict) and body.get("field") == "status":
+                resolutions += 1
+                if resolutions > _MAX_RESOLUTIONS:
+                    self._statuses.popleft()
+                else:
+                    self._resolve(http, target, timeout)
+            elif not self._gone(code, body):
+                self._warn_once("status", "job %s: Girder rejected status %s (HTTP %s)", target.name, code)
+                self._statuses.popleft()
+
+    def _resolve(self, http: Http, target: JobStatus, timeout: Any) -> None:
+        """Girder refused ``target`` as a transition: find out why and do what fits."""
+        code, job = self._call(http, None, timeout, method="GET")
+        current = _status_of(job.get("status")) if code == 200 and isinstance(job, dict) else None
+        if current is None:
+            if not self._gone(code, job):
+                self._warn_once("status", "cannot read the status of job %s (HTTP %s)", code)
+                self._statuses.popleft()
+            return
+        handler = job.get("handler") if isinstance(job, dict) else None
+        if target == JobStatus.RUNNING and (current == JobStatus.CANCELING or current.is_final):
+            self._statuses.popleft()
+            self._girder_cancelled()
+        elif target in (JobStatus.SUCCESS, JobStatus.ERROR) and current == JobStatus.CANCELING:
+            self._statuses[0] = JobStatus.CANCELED
+        elif current == target or current.is_final:
+            if current != target:
+                logger.info("job %s already ended %s in Girder; not reporting %s", self.spec.job_id, current.name,
+                            target.name)  # fmt: skip
+            self._statuses.popleft()
+        else:
+            path = JobStatus.transition_path(current, target, handler)
+            self._statuses.popleft()
+            if path:
+                self._statuses.extendleft(reversed(path))
+            else:
+                self._warn_once("status", "Girder does not let job %s go from %s to %s", current.name, target.name)
+
+    def _watch_for_cancel(self, body: Any) -> None:
+        if isinstance(body, dict) and body.get("status") == JobStatus.CANCELING and self.final is None:
+            self._girder_cancelled()
+
+    def _girder_cancelled(self) -> None:
+        """Girder says the job is cancelled: so is the run, if it is still going."""
+        if self.cancelled_in_girder:
+            return
+        self.cancelled_in_girder = True
+        callback = self.on_cancel
+        if callback is not None and self.final is None:
+            logger.info("job %s was cancelled in Girder; cancelling its task", self.spec.job_id)
+            try:
+                callback()
+            except Exception:
+                logger.exception("could not cancel the task of job %s", self.spec.job_id)
+
+    def _gone(self, code: int, body: Any) -> bool:
+        """Whether Girder will never take this job's reports: give the job up if so."""
+        message = body.get("message", "") if isinstance(body, dict) else ""
+        if code in _GONE_CODES or (code == 400 and str(message).startswith("Invalid job id")):
+            logger.error(
+                "Girder refuses reports for job %s (HTTP %s: %s); they are dropped",
+                self.spec.job_id,
+                code,
+                message or "no message",
+            )
+            self.done = True
+            return True
+        return False
+
+    def _warn_once(self, kind: str, text: str, *args: Any) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            logger.warning(text, self.spec.job_id, *args)
+
+    def give_up(self, seconds: float, reason: str) -> None:
+        """Drop what is left, saying once what was lost."""
+        if self.done:
+            return
+        self.done = True
+        lost = f"its final status {self.final.name}" if self.final is not None else "its latest log and progress"
+        logger.error(
+            "gave up reporting to Girder job %s after %.0f s without an answer (%s): %s was not delivered",
+            self.spec.job_id,
+            seconds,
+            reason,
+            lost,
+        )

@@ -1,0 +1,132 @@
+"""The publishing side of Girder jobs: a Girder job for each task sent with a Girder.
+
+When a task is published with a Girder API URL and a token that may create jobs
+(``girder_api_url`` and ``girder_client_token``, given to ``delay``/``apply_async``
+or inherited from the running task that publishes it), the ``before_task_publish``
+handler here creates its Girder job with ``POST /job`` and puts the job's
+``jobInfoSpec`` in the message's headers, so the worker that runs it reports to
+it. A child task published by a task that runs a job inherits its parent's URL and
+token, and its job names the parent's Celery task id.
+
+Publishing never fails because of Girder: if the job cannot be created, the task
+is sent without one and the publisher's log says why, once per publish.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from celery import signals
+from celery._state import _task_stack
+from kombu.utils.json import dumps
+
+from girder_worker_utils._job import GIRDER_HEADERS, GIRDER_OPTIONS
+
+from ._girder_job import GirderUnavailable
+from ._girder_reporter import reporter
+
+__all__: list[str] = []
+
+logger = logging.getLogger("girder_worker.girder")
+
+#: Seconds to wait for Girder to create a job (connect, answer).
+CREATE_TIMEOUT = (5.0, 30.0)
+
+
+def _parent_request() -> Any:
+    """The request of the task running in this thread, if it runs as a task."""
+    task = _task_stack.top
+    request = getattr(task, "request", None) if task is not None else None
+    return request if getattr(request, "id", None) else None
+
+
+def _defaults(task_name: str) -> dict[str, Any]:
+    return {
+        "girder_job_title": task_name,
+        "girder_job_type": "celery",
+        "girder_job_public": False,
+        "girder_job_handler": "celery_handler",
+        "girder_job_other_fields": {},
+    }
+
+
+def job_parameters(
+    task_name: str, body: Any, headers: Mapping[str, Any], options: Mapping[str, Any], parent_id: str | None
+) -> dict[str, str]:
+    """The form fields of ``POST /job`` for one published task.
+
+    Arguments go as JSON (the original sent keyword arguments in a form Girder
+    could not parse, so jobs of tasks with keyword arguments were never created).
+    """
+    values = {**_defaults(task_name), **{k: v for k, v in options.items() if v is not None}}
+    args, kwargs = (body[0], body[1]) if isinstance(body, (list, tuple)) and len(body) >= 2 else ([], {})
+    other_fields = dict(values["girder_job_other_fields"] or {})
+    other_fields["celeryTaskId"] = headers["id"]
+    if parent_id:
+        other_fields["celeryParentTaskId"] = parent_id
+    return {
+        "title": str(values["girder_job_title"]),
+        "type": str(values["girder_job_type"]),
+        "handler": str(values["girder_job_handler"]),
+        "public": "true" if values["girder_job_public"] else "false",
+        "args": dumps(list(args or [])),
+        "kwargs": dumps(dict(kwargs or {})),
+        "otherFields": dumps(other_fields),
+    }
+
+
+def create_job(api_url: str, token: str, params: Mapping[str, str], task_ref: str) -> dict[str, Any] | None:
+    """``POST /job``; the job document, or None (the reason is logged, never the token)."""
+    url = f"{api_url.rstrip('/')}/job"
+    try:
+        code, body = reporter().http().call("POST", url, {"Girder-Token": token}, params, CREATE_TIMEOUT)
+    except GirderUnavailable as exc:
+        logger.warning("no Girder job for task %s: Girder at %s: %s; the task is sent without one", task_ref,
+                       api_url, exc)  # fmt: skip
+        return None
+    if code != 200 or not isinstance(body, dict):
+        message = body.get("message") if isinstance(body, dict) else body
+        logger.warning("no Girder job for task %s: POST %s answered %s (%s); the task is sent without one",
+                       task_ref, url, code, message)  # fmt: skip
+        return None
+    if not isinstance(body.get("jobInfoSpec"), dict):
+        logger.warning("no Girder job for task %s: the job Girder made has no jobInfoSpec (is its worker plugin "
+                       "enabled?); the task is sent without one", task_ref)  # fmt: skip
+        return None
+    return body
+
+
+@signals.before_task_publish.connect(dispatch_uid="girder_worker.girder.publish")
+def _on_publish(
+    sender: Any = None, body: Any = None, headers: Any = None, properties: Any = None, **kwargs: Any
+) -> None:
+    if not isinstance(headers, dict) or not isinstance(sender, str) or sender.startswith("celery."):
+        return
+    properties = properties if isinstance(properties, dict) else {}
+    # Task.apply_async put them in the headers; send_task(..., girder_job_title=...) in the properties.
+    options = {key: source.pop(key) for source in (properties, headers) for key in GIRDER_OPTIONS if key in source}
+    for key in GIRDER_HEADERS:
+        if key in properties:
+            headers[key] = properties.pop(key)
+    parent = _parent_request()
+    if parent is not None:
+        for key in ("girder_api_url", "girder_client_token"):
+            inherited = getattr(parent, key, None)
+            if inherited and not headers.get(key):
+                headers[key] = inherited
+    if options.get("girder_job_disable") or headers.get("jobInfoSpec"):
+        return
+    api_url, token = headers.get("girder_api_url"), headers.get("girder_client_token")
+    if not api_url or not token or "id" not in headers:
+        return
+    parent_id = parent.id if parent is not None else None
+    try:
+        params = job_parameters(sender, body, headers, options, parent_id)
+    except (TypeError, ValueError) as exc:
+        logger.warning("no Girder job for task %s[%s]: %s", sender, headers["id"], exc)
+        return
+    job = create_job(str(api_url), str(token), params, f"{sender}[{headers['id']}]")
+    if job is not None:
+        headers["jobInfoSpec"] = job["jobInfoSpec"]

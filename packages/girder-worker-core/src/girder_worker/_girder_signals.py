@@ -1,0 +1,227 @@
+"""The worker's side of Girder jobs: Celery signal handlers around each run.
+
+A run whose message carries a ``jobInfoSpec`` header reports to that job:
+
+* ``task_prerun``: RUNNING (the one report a task waits for, briefly: a job that
+  Girder already cancelled must not run, and then the run ends REVOKED without
+  starting), then the task's output is captured for the job's log;
+* ``task_success``: SUCCESS; ``task_failure``: the traceback, then ERROR (or
+  CANCELED if the run had been cancelled); ``task_revoked``: CANCELED, whether the
+  run stopped, was terminated, or never started;
+* ``task_postrun``: what is left of the log.
+
+Each final status follows the whole log. Every handler is registered with a
+``dispatch_uid``, and none of them raises into Celery or the task.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from types import SimpleNamespace
+from typing import Any
+
+from celery import signals
+
+from girder_worker_utils import CancelFlag, JobStatus
+from girder_worker_utils._job import GIRDER_CLIENT_ATTR, JOB_MANAGER_ATTR
+from girder_worker_utils._task import CANCEL_ATTR
+
+from . import _cancel as _cancel  # its task_prerun receiver, which attaches the cancel flag, runs first
+from . import _job_log
+from ._girder_job import JobChannel, JobSpec, ReportSettings, rewrite_api_url
+from ._girder_reporter import current_reporter, reporter
+
+__all__: list[str] = []
+
+logger = logging.getLogger("girder_worker.girder")
+
+#: Seconds a stopping worker (or pool process) waits for its reports to go out.
+DRAIN_SECONDS = 10.0
+_REMEMBERED = 10_000
+
+# Main process: jobs of the tasks it handed out, for failures only it sees (a pool
+# process lost, a hard time limit), whose task_failure carries no request.
+_received: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+_received_lock = threading.Lock()
+
+
+class _ClientHolder:
+    """Makes the run's ``girder_client.GirderClient`` on first use."""
+
+    def __init__(self, api_url: str, token: str) -> None:
+        self.api_url = api_url
+        self.token = token
+        self._client: Any = None
+
+    def get(self) -> Any:
+        if self._client is None:
+            from girder_client import GirderClient  # type: ignore[import-untyped]
+
+            client = GirderClient(apiUrl=self.api_url)
+            client.setToken(self.token)
+            self._client = client
+        return self._client
+
+
+def _is_ours(task: Any) -> bool:
+    return task is not None and not str(getattr(task, "name", "") or "").startswith("celery.")
+
+
+def apply_api_url(request: Any, api_url: str | None) -> str | None:
+    """Point the request's Girder URLs at ``api_url`` (``GIRDER_WORKER_API_URL``)."""
+    original = getattr(request, "girder_api_url", None) or getattr(request, "apiUrl", None)
+    if not api_url:
+        return original if isinstance(original, str) else None
+    spec = getattr(request, "jobInfoSpec", None)
+    if isinstance(spec, dict) and isinstance(spec.get("url"), str):
+        url = spec["url"]
+        if not original:  # Girder's callback URL is <API root>/job/<id>
+            suffix = f"/job/{spec.get('reference')}"
+            original = url[: -len(suffix)] if url.endswith(suffix) else None
+        request.jobInfoSpec = {**spec, "url": rewrite_api_url(url, original, api_url)}
+    request.girder_api_url = api_url
+    if getattr(request, "apiUrl", None):
+        request.apiUrl = api_url
+    return api_url
+
+
+def _channel_of(task: Any) -> JobChannel | None:
+    request = getattr(task, "request", None)
+    channel = getattr(request, "__dict__", {}).get(JOB_MANAGER_ATTR)
+    return channel if isinstance(channel, JobChannel) else None
+
+
+def _open(request: Any, app: Any) -> JobChannel | None:
+    """A channel for a run that started elsewhere (or never started)."""
+    settings = ReportSettings.for_app(app)
+    apply_api_url(request, settings.api_url)
+    spec = JobSpec.parse(getattr(request, "jobInfoSpec", None))
+    return reporter().open(spec, settings) if spec is not None else None
+
+
+def _cancel_run(request: Any) -> None:
+    flag = request.__dict__.get(CANCEL_ATTR)
+    if flag is None:
+        flag = request.__dict__[CANCEL_ATTR] = CancelFlag()
+    flag.set("cancelled in Girder")
+
+
+def _finish(channel: JobChannel, status: JobStatus) -> None:
+    _job_log.end(channel.write)
+    channel.on_cancel = None
+    channel.finish(status)
+
+
+@signals.task_received.connect(dispatch_uid="girder_worker.girder.received")
+def _on_received(request: Any = None, **kwargs: Any) -> None:
+    spec = (getattr(request, "request_dict", None) or {}).get("jobInfoSpec")
+    if spec is None:
+        return
+    with _received_lock:
+        _received[request.id] = (request.request_dict, request.task)
+        while len(_received) > _REMEMBERED:
+            _received.popitem(last=False)
+
+
+@signals.task_prerun.connect(dispatch_uid="girder_worker.girder.prerun")
+def _on_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+    if not _is_ours(task):
+        return
+    request = task.request
+    settings = ReportSettings.for_app(task.app)
+    api_url = apply_api_url(request, settings.api_url)
+    token = getattr(request, "girder_client_token", None)
+    if api_url and token:
+        request.__dict__[GIRDER_CLIENT_ATTR] = _ClientHolder(api_url, str(token))
+    spec = JobSpec.parse(getattr(request, "jobInfoSpec", None))
+    if spec is None:
+        return
+    the_reporter = reporter()
+    channel = the_reporter.open(spec, settings)
+    request.__dict__[JOB_MANAGER_ATTR] = channel
+    channel.on_cancel = lambda: _cancel_run(request)
+    if spec.log_print:
+        _job_log.begin(channel.write)
+    the_reporter.start(channel)  # a job already cancelled in Girder cancels the run here
+
+
+@signals.task_success.connect(dispatch_uid="girder_worker.girder.success")
+def _on_success(sender: Any = None, **kwargs: Any) -> None:
+    channel = _channel_of(sender)
+    if channel is not None:
+        _finish(channel, JobStatus.SUCCESS)
+
+
+@signals.task_failure.connect(dispatch_uid="girder_worker.girder.failure")
+def _on_failure(
+    sender: Any = None, task_id: str | None = None, exception: Any = None, einfo: Any = None, **kwargs: Any
+) -> None:
+    if not _is_ours(sender):
+        return
+    channel = _channel_of(sender)
+    cancelled = channel is not None and bool(getattr(sender, "cancelled", False))
+    with _received_lock:
+        remembered = _received.pop(task_id or "", None)
+    if channel is None and remembered is not None:  # the pool process is gone: report from here
+        request_dict, task = remembered
+        channel = _open(SimpleNamespace(**request_dict), getattr(task, "app", None))
+    if channel is None:
+        return
+    text = getattr(einfo, "traceback", None) or f"{type(exception).__name__}: {exception}"
+    channel.write(text if text.endswith("\n") else text + "\n")
+    if cancelled:
+        channel.write("girder-worker: the task raised after it was cancelled\n")
+    _finish(channel, JobStatus.CANCELED if cancelled else JobStatus.ERROR)
+
+
+@signals.task_revoked.connect(dispatch_uid="girder_worker.girder.revoked")
+def _on_revoked(
+    sender: Any = None, request: Any = None, terminated: bool = False, expired: bool = False, **kwargs: Any
+) -> None:
+    if request is None or not _is_ours(sender):
+        return
+    channel = getattr(request, "__dict__", {}).get(JOB_MANAGER_ATTR)
+    if not isinstance(channel, JobChannel):
+        channel = _open(request, getattr(sender, "app", None))
+        if channel is None:
+            return
+    with _received_lock:
+        _received.pop(getattr(request, "id", None) or "", None)
+    if terminated:
+        channel.write("girder-worker: the task did not stop within its cancel grace period and was terminated\n")
+    elif expired:
+        channel.write("girder-worker: the task expired before it could run\n")
+    _finish(channel, JobStatus.CANCELED)
+
+
+@signals.task_retry.connect(dispatch_uid="girder_worker.girder.retry")
+def _on_retry(request: Any = None, reason: Any = None, **kwargs: Any) -> None:
+    channel = getattr(request, "__dict__", {}).get(JOB_MANAGER_ATTR)
+    if isinstance(channel, JobChannel):
+        channel.write(f"girder-worker: the task will be retried: {reason}\n")
+
+
+@signals.task_postrun.connect(dispatch_uid="girder_worker.girder.postrun")
+def _on_postrun(task: Any = None, task_id: str | None = None, **kwargs: Any) -> None:
+    request = getattr(task, "request", None)
+    if request is None:
+        return
+    with _received_lock:
+        _received.pop(task_id or "", None)
+    request.__dict__.pop(GIRDER_CLIENT_ATTR, None)
+    channel = request.__dict__.pop(JOB_MANAGER_ATTR, None)
+    if isinstance(channel, JobChannel):
+        _job_log.end(channel.write)
+        channel.on_cancel = None
+        if channel.final is None:
+            channel.close()
+
+
+@signals.worker_process_shutdown.connect(dispatch_uid="girder_worker.girder.process_shutdown")
+@signals.worker_shutdown.connect(dispatch_uid="girder_worker.girder.shutdown")
+def _drain(**kwargs: Any) -> None:
+    the_reporter = current_reporter()
+    if the_reporter is not None and the_reporter.pending():
+        the_reporter.drain(DRAIN_SECONDS)
