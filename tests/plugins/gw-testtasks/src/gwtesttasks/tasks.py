@@ -98,3 +98,89 @@ def work_for(self, seconds):
         if self.cancelled:
             return "cancelled"
     return "done"
+
+
+# -- Girder jobs -------------------------------------------------------------------
+
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+_glog = logging.getLogger("girder_worker.gwtest")
+
+
+@task(name="gwtest.report", bind=True)
+def report(self, lines=3):
+    """Prints, writes to stderr, logs and reports progress: everything a job log shows."""
+    for i in range(lines):
+        print(f"line {i}")
+        self.progress(i + 1, total=lines, message=f"step {i + 1}")
+    print("to stderr", file=sys.stderr)
+    _glog.info("logged through girder_worker")
+    self.job_manager.updateProgress(total=lines, current=lines, message="done")
+    return lines
+
+
+@task(name="gwtest.fail")
+def fail(message="boom"):
+    raise ValueError(message)
+
+
+@task(name="gwtest.raises_after_cancel", bind=True)
+def raises_after_cancel(self, marker):
+    _mark(marker, "started")
+    while not self.cancelled:
+        time.sleep(0.002)
+    raise RuntimeError("cleanup failed after the cancel")
+
+
+@task(name="gwtest.chatter", bind=True)
+def chatter(self, marker, seconds):
+    """Prints a numbered line every 50 ms for ``seconds``; the marker says it began."""
+    _mark(marker, "started")
+    n = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        print(f"chatter {n}")
+        n += 1
+        time.sleep(0.05)
+    print("chatter done")
+    return n
+
+
+@task(name="gwtest.voice", bind=True)
+def voice(self, name, mine, other, lines=40):
+    """Waits for its partner task to start, then prints lines tagged with ``name``."""
+    _mark(mine, "started")
+    deadline = time.monotonic() + 30
+    while not Path(other).exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    for i in range(lines):
+        print(f"{name} says {i}")
+        _glog.info("%s logs %d", name, i)
+        time.sleep(0.005)
+    return name
+
+
+@task(name="gwtest.progress_bar", bind=True)
+def progress_bar(self, steps=50):
+    for i in range(steps + 1):
+        sys.stdout.write(f"\rprogress {i * 100 // steps}%")
+        time.sleep(0.01)
+    sys.stdout.write("\n")
+    print("after the bar")
+    return steps
+
+
+@task(name="gwtest.flood", bind=True)
+def flood(self, lines=100_000):
+    """Writes ``lines`` log lines as fast as it can."""
+    for i in range(lines):
+        print(f"flood line {i} of {lines}")
+    return lines
+
+
+@task(name="gwtest.spawn_child", bind=True)
+def spawn_child(self, queue, title="child job"):
+    """Publishes gwtest.add from inside this run; returns the child's task id."""
+    child = add.apply_async((2, 3), queue=queue, girder_job_title=title)
+    return child.id
