@@ -1,11 +1,30 @@
-"""One side's measurements against a running worker; run by ``bench/run.py``.
+"""One side's client for ``bench/run.py``: measurements on request.
 
-``python -m bench.client --side ours|plain --queue Q ...`` publishes to queue Q
-with the side's own app (girder-worker's ``girder_worker.app.app`` configured by
-the ``GIRDER_WORKER_*`` environment, or ``bench.plain_app.app`` configured by
-``BENCH_PLAIN_*``) and prints one JSON line with the timings. Every loop is
-bounded in count and in time; a task that fails or returns a wrong value stops
-the run with an error.
+``python -m bench.client --side ours|plain --queue Q`` publishes to queue Q with
+the side's own app: girder-worker's ``girder_worker.app.app`` (configured by the
+``GIRDER_WORKER_*`` environment; ``add`` from ``bench.gw_bench_tasks``,
+``fibonacci`` from gwexample) or ``bench.plain_app.app`` (configured by
+``BENCH_PLAIN_*``). It reads one JSON command a line on stdin and answers each
+with one JSON line on stdout, so the driver can alternate the two sides round
+by round:
+
+``{"op": "hello"}``
+    the app's name and the task base class;
+``{"op": "warmup", "count": W}``
+    W sequential ``add(1, 2)`` round trips, untimed;
+``{"op": "latency", "count": N}``
+    N sequential ``add(1, 2)`` round trips, each timed;
+``{"op": "throughput", "count": M}``
+    M ``add`` tasks submitted, then every result awaited, timed as a whole
+    (with the longest wait for one result, where a pause of the worker shows);
+``{"op": "fibonacci", "n": 26}``
+    one ``fibonacci(n)`` round trip, timed;
+``{"op": "quit"}``
+    delete this client's results from a Redis backend and exit.
+
+Every wait is bounded by ``--task-timeout`` and every command by
+``--phase-timeout``; a wrong answer or a timeout is reported as
+``{"error": ...}`` and ends the client.
 """
 
 from __future__ import annotations
@@ -46,92 +65,115 @@ class Deadline:
         return left
 
 
+class Client:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.app, self.add, self.fibonacci = _load(args.side)
+        self.get_opts: dict[str, Any] = {}
+        if args.poll_interval > 0:
+            self.get_opts["interval"] = args.poll_interval
+        self.issued: list[str] = []
+
+    def _call(self, task: Any, args: tuple[Any, ...], want: Any, deadline: Deadline) -> None:
+        result = task.apply_async(args, queue=self.args.queue)
+        self.issued.append(result.id)
+        value = result.get(timeout=min(self.args.task_timeout, deadline.left()), **self.get_opts)
+        if value != want:
+            raise AssertionError(f"{task.name}{args} returned {value!r}, not {want!r}")
+
+    def hello(self, cmd: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        base = type(self.app.tasks[self.add.name]).__mro__[1]
+        return {"app": self.app.main, "task_base": f"{base.__module__}.{base.__name__}"}
+
+    def warmup(self, cmd: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        for _ in range(max(1, int(cmd["count"]))):
+            self._call(self.add, (1, 2), 3, deadline)
+        # One small Fibonacci as well, so the first timed one pays no first-call costs.
+        self._call(self.fibonacci, (10,), 55, deadline)
+        return {}
+
+    def latency(self, cmd: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        samples = []
+        for _ in range(int(cmd["count"])):
+            t0 = time.perf_counter()
+            self._call(self.add, (1, 2), 3, deadline)
+            samples.append(time.perf_counter() - t0)
+        return {"latency_s": samples}
+
+    def throughput(self, cmd: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        count = int(cmd["count"])
+        t0 = time.perf_counter()
+        results = []
+        for i in range(count):
+            deadline.left()
+            results.append(self.add.apply_async((i, 1), queue=self.args.queue))
+        t_sent = time.perf_counter()
+        self.issued.extend(r.id for r in results)
+        longest_wait = 0.0  # a pause of the worker shows up as one long wait
+        for i, r in enumerate(results):
+            t_wait = time.perf_counter()
+            value = r.get(timeout=min(self.args.task_timeout, deadline.left()), **self.get_opts)
+            longest_wait = max(longest_wait, time.perf_counter() - t_wait)
+            if value != i + 1:
+                raise AssertionError(f"add({i}, 1) returned {value!r}")
+        return {
+            "tasks": count,
+            "seconds": time.perf_counter() - t0,
+            "submit_seconds": t_sent - t0,
+            "longest_wait_seconds": longest_wait,
+        }
+
+    def fibonacci_(self, cmd: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        n = int(cmd["n"])
+        t0 = time.perf_counter()
+        self._call(self.fibonacci, (n,), _fib(n), deadline)
+        return {"seconds": time.perf_counter() - t0}
+
+    def quit(self, cmd: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        # Leave nothing behind in a shared Redis result backend (file results go
+        # with their temporary directory).
+        backend = self.app.backend
+        client = getattr(backend, "client", None)
+        deleted = 0
+        if client is not None and hasattr(backend, "get_key_for_task"):
+            for start in range(0, len(self.issued), 500):
+                keys = [backend.get_key_for_task(i) for i in self.issued[start : start + 500]]
+                deleted += int(client.delete(*keys))
+        self.app.close()
+        return {"results_deleted": deleted}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--side", choices=["ours", "plain"], required=True)
     p.add_argument("--queue", required=True)
-    p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--n", type=int, default=200, help="sequential round trips")
-    p.add_argument("--m", type=int, default=1000, help="tasks in the throughput batch")
-    p.add_argument("--fib-n", type=int, default=26)
-    p.add_argument("--fib-runs", type=int, default=3)
     p.add_argument("--poll-interval", type=float, default=0.0, help="result polling interval; 0: default")
     p.add_argument("--phase-timeout", type=float, default=180.0)
-    p.add_argument("--task-timeout", type=float, default=60.0)
+    p.add_argument("--task-timeout", type=float, default=120.0)
     args = p.parse_args(argv)
 
-    app, add, fibonacci = _load(args.side)
-    get_opts: dict[str, Any] = {}
-    if args.poll_interval > 0:
-        get_opts["interval"] = args.poll_interval
-    issued: list[str] = []
-
-    def call(task: Any, *a: Any, timeout: float) -> Any:
-        result = task.apply_async(a, queue=args.queue)
-        issued.append(result.id)
-        return result.get(timeout=timeout, **get_opts)
-
-    base = type(app.tasks[add.name]).__mro__[1]
-    out: dict[str, Any] = {"side": args.side, "app": app.main, "task_base": f"{base.__module__}.{base.__name__}"}
-
-    # Warm-up: connections, result subscriptions, the worker's first task.
-    deadline = Deadline(args.phase_timeout, "warm-up")
-    for _ in range(max(1, args.warmup)):
-        if call(add, 1, 2, timeout=min(args.task_timeout, deadline.left())) != 3:
-            raise AssertionError("add(1, 2) != 3")
-
-    # 1. Round-trip latency: N sequential apply_async().get().
-    latencies: list[float] = []
-    deadline = Deadline(args.phase_timeout, "latency")
-    for _ in range(args.n):
-        timeout = min(args.task_timeout, deadline.left())
-        t0 = time.perf_counter()
-        value = call(add, 1, 2, timeout=timeout)
-        latencies.append(time.perf_counter() - t0)
-        if value != 3:
-            raise AssertionError("add(1, 2) != 3")
-    out["latency_s"] = latencies
-
-    # 2. Throughput: submit M, then wait for every result.
-    deadline = Deadline(args.phase_timeout, "throughput")
-    t0 = time.perf_counter()
-    results = []
-    for i in range(args.m):
-        deadline.left()
-        results.append(add.apply_async((i, 1), queue=args.queue))
-    issued.extend(r.id for r in results)
-    t_sent = time.perf_counter()
-    for i, r in enumerate(results):
-        if r.get(timeout=min(args.task_timeout, deadline.left()), **get_opts) != i + 1:
-            raise AssertionError(f"add({i}, 1) != {i + 1}")
-    elapsed = time.perf_counter() - t0
-    out["throughput"] = {"tasks": args.m, "seconds": elapsed, "submit_seconds": t_sent - t0}
-
-    # 4. fibonacci(fib_n), end to end; one small call first to warm the pool.
-    deadline = Deadline(args.phase_timeout * 2, "fibonacci")
-    if call(fibonacci, 10, timeout=min(args.task_timeout, deadline.left())) != 55:
-        raise AssertionError("fibonacci(10) != 55")
-    fib_times = []
-    want = _fib(args.fib_n)
-    for _ in range(args.fib_runs):
-        timeout = min(args.task_timeout * 2, deadline.left())
-        t0 = time.perf_counter()
-        value = call(fibonacci, args.fib_n, timeout=timeout)
-        fib_times.append(time.perf_counter() - t0)
-        if value != want:
-            raise AssertionError(f"fibonacci({args.fib_n}) returned {value}, not {want}")
-    out["fibonacci_s"] = fib_times
-    out["fibonacci_n"] = args.fib_n
-
-    # Leave nothing behind in a shared Redis result backend (not timed).
-    backend = app.backend
-    client = getattr(backend, "client", None)
-    if client is not None and hasattr(backend, "get_key_for_task"):
-        for start in range(0, len(issued), 500):
-            client.delete(*(backend.get_key_for_task(i) for i in issued[start : start + 500]))
-    app.close()
-
-    print(json.dumps(out))
+    client = Client(args)
+    ops = {
+        "hello": client.hello,
+        "warmup": client.warmup,
+        "latency": client.latency,
+        "throughput": client.throughput,
+        "fibonacci": client.fibonacci_,
+        "quit": client.quit,
+    }
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        cmd = json.loads(line)
+        op = cmd.get("op")
+        try:
+            reply = ops[op](cmd, Deadline(args.phase_timeout, str(op)))
+        except Exception as exc:  # (reported to the driver, which stops)
+            print(json.dumps({"op": op, "error": f"{type(exc).__name__}: {exc}"}), flush=True)
+            return 1
+        print(json.dumps({"op": op, **reply}), flush=True)
+        if op == "quit":
+            return 0
     return 0
 
 

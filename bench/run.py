@@ -2,16 +2,22 @@
 
 ``hatch run bench:run [options]`` (``--quick`` for a short run, ``--help`` for
 the rest). For each broker (embedded, RabbitMQ, Redis) and pool (prefork -c 2,
-solo; threads on request) it runs girder-worker's worker and a plain Celery
-worker one after the other and measures, per side:
+solo; threads on request) it compares girder-worker's worker (``girder-worker``)
+with a plain Celery worker (``bench/plain_app.py``) and measures, per side:
 
 1. round-trip latency of ``add(1, 2)``: N sequential ``apply_async().get()``
    after a warm-up (median, p95);
-2. throughput: M ``add`` tasks submitted, then every result awaited;
+2. throughput: M ``add`` tasks submitted, then every result awaited (median
+   over the rounds, and the best round);
 3. worker start to ready: spawn to the `` ready.`` log line (median of a few
-   starts, the two sides alternating);
+   starts, one worker at a time, the two sides alternating);
 4. ``fibonacci(26)`` end to end: gwexample's task through the plugin against
    the same recursive function as a plain ``@app.task``.
+
+For 1, 2 and 4 both workers are up, each with its own client process, and the
+sides take turns round by round (which one goes first alternates), so a change
+in the machine's load hits both alike; "paired range" is the spread of the
+per-round ratios.
 
 It prints a table per broker and pool with ours/plain ratios and the goals, and
 writes every figure to ``bench/results/<timestamp>.json``. It talks only to
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -41,6 +48,7 @@ import uuid
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
+from queue import Empty, Queue
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,10 +66,16 @@ PORTS = {"rabbitmq": [5672, 6379], "redis": [6379]}
 POOLS = ("prefork", "solo", "threads")
 SIDES = ("ours", "plain")
 # Options both workers get: no broadcast chatter with other workers on a shared
-# broker, and the same log level (the " ready." line is logged at info).
-COMMON_WORKER_OPTS = ["-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+# broker, and the same log level (the " ready." line is logged at info). Worker
+# heartbeats stay on, as by default: their 2 s timer also bounds a pause of Celery's
+# event loop (solo pool on RabbitMQ) that otherwise lasts until its 10 s poll timeout.
+COMMON_WORKER_OPTS = ["-l", "info", "--without-gossip", "--without-mingle"]
 READY_TIMEOUT = 90.0
-STOP_TIMEOUT = 20.0
+# A warm shutdown takes Celery 2-10 s here (10 s on RabbitMQ), so a worker gets this
+# long after SIGTERM before its whole process group gets SIGKILL.
+STOP_GRACE = 2.0
+# In a throughput round, one result waited for this long means the worker paused.
+PAUSE_SECONDS = 0.5
 
 # The goals: (key, description, comparison, bound).
 GOALS = [
@@ -130,20 +144,18 @@ class Worker:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
-    def stop(self) -> None:
-        """Warm shutdown of the main process, then SIGKILL to whatever of the group is left."""
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """SIGTERM to the main process, then SIGKILL to whatever of its group is left."""
         pgid = self.proc.pid  # start_new_session: the group is the worker's pid
-        if self.proc.poll() is None:
+        if self.proc.poll() is None and grace > 0:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=STOP_TIMEOUT)
+            self.proc.wait(timeout=30)
         self._reader.join(timeout=5)
         self._log.close()
 
@@ -200,33 +212,43 @@ def pool_opts(pool: str, concurrency: int) -> list[str]:
 
 
 def worker_cmd(side: str, pool: str, concurrency: int, queue: str, node: str) -> list[str]:
-    opts = [*COMMON_WORKER_OPTS, *pool_opts(pool, concurrency), "-Q", queue, "-n", f"{node}@%h"]
+    opts = [*COMMON_WORKER_OPTS, *pool_opts(pool, concurrency), "-Q", queue, "-n", node]
     if side == "ours":
         exe = shutil.which("girder-worker", path=os.path.dirname(sys.executable)) or "girder-worker"
         return [exe, *opts, "-I", "bench.gw_bench_tasks"]
     return [sys.executable, "-m", "celery", "-A", "bench.plain_app", "worker", *opts]
 
 
-def delete_queue(broker: str, queue: str) -> None:
-    """Remove a run's queue (and, on Redis, its binding) from a shared broker."""
+# Queues a girder-worker worker declares for itself, bound to Celery's control
+# exchange, which outlive the worker; the benchmark removes its workers' ones.
+OWN_WORKER_QUEUES = ("girder_worker.cancel.{node}",)
+CONTROL_EXCHANGE = "celery.pidbox"
+
+
+def delete_queues(broker: str, queues: list[str], worker_queues: list[str]) -> None:
+    """Remove a run's task queues and its workers' own queues (with, on Redis,
+    their bindings) from a shared broker."""
     urls = BROKERS[broker]
     if urls is None:
         return
     from kombu import Connection, Exchange, Queue
 
-    try:
-        with Connection(urls[0], connect_timeout=5) as conn:
-            channel = conn.channel()
-            if broker == "redis":
-                # kombu's Redis channel deletes the binding it knows of: declare it first.
-                Queue(queue, Exchange(queue, type="direct"), routing_key=queue)(channel).declare()
-                channel.queue_delete(queue)
-            else:
-                channel.queue_delete(queue)
-                channel.exchange_delete(queue)
-            channel.close()
-    except Exception as exc:
-        log(f"could not delete queue {queue} on {broker}: {exc}")
+    with Connection(urls[0], connect_timeout=5) as conn:
+        channel = conn.channel()
+        for name, exchange in [*((q, Exchange(q, type="direct")) for q in queues),
+                               *((q, Exchange(CONTROL_EXCHANGE, type="fanout")) for q in worker_queues)]:  # fmt: skip
+            try:
+                if broker == "redis":
+                    # kombu's Redis channel deletes the bindings it knows of: declare them first.
+                    Queue(name, exchange, routing_key=name if exchange.type == "direct" else "")(channel).declare()
+                    channel.queue_delete(name)
+                else:
+                    channel.queue_delete(name)
+                    if exchange.name == name:
+                        channel.exchange_delete(name)
+            except Exception as exc:
+                log(f"could not delete queue {name} on {broker}: {exc}")
+        channel.close()
 
 
 def reachable(port: int) -> bool:
@@ -252,70 +274,165 @@ def ratio(ours: float | None, plain: float | None) -> float | None:
 # --- one broker and pool -----------------------------------------------------
 
 
-def run_client(side: str, env: dict[str, str], queue: str, args: argparse.Namespace, poll: float) -> dict[str, Any]:
-    cmd = [
-        sys.executable, "-m", "bench.client", "--side", side, "--queue", queue,
-        "--warmup", str(args.warmup), "--n", str(args.n), "--m", str(args.m),
-        "--fib-n", str(args.fib_n), "--fib-runs", str(args.fib_runs),
-        "--poll-interval", str(poll), "--phase-timeout", str(args.phase_timeout),
-    ]  # fmt: skip
-    proc = subprocess.run(
-        cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=args.phase_timeout * 5, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"client ({side}) failed with status {proc.returncode}:\n{proc.stderr[-3000:]}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+class ClientProc:
+    """A ``bench.client`` process for one side, asked one command at a time."""
+
+    def __init__(self, side: str, env: dict[str, str], queue: str, poll: float, args: argparse.Namespace,
+                 log_path: Path) -> None:  # fmt: skip
+        self.side = side
+        self.timeout = args.phase_timeout + 30
+        self.log_path = log_path
+        self._err = log_path.open("wb")
+        cmd = [
+            sys.executable, "-m", "bench.client", "--side", side, "--queue", queue,
+            "--poll-interval", str(poll), "--phase-timeout", str(args.phase_timeout),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+        self._lines: Queue[str | None] = Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def ask(self, op: str, **fields: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # it exited: reported below
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except Empty:
+                raise RuntimeError(f"{self.side} client: no answer to {op!r} in {self.timeout:.0f}s") from None
+            if line is None:
+                raise RuntimeError(f"{self.side} client exited during {op!r}:\n{self.stderr_tail()}")
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                continue  # not an answer
+            if isinstance(reply, dict) and reply.get("op") == op:
+                if "error" in reply:
+                    raise RuntimeError(f"{self.side} client, {op}: {reply['error']}")
+                return reply
+
+    def stderr_tail(self, lines: int = 30) -> str:
+        self._err.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.ask("quit")
+            except Exception as exc:  # (it gets killed below)
+                log(f"{self.side} client did not quit cleanly: {exc}")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=30)
+        self._reader.join(timeout=5)
+        self._err.close()
 
 
 @contextlib.contextmanager
-def running(cmd: list[str], env: dict[str, str], log_path: Path) -> Iterator[Worker]:
+def running(cmd: list[str], env: dict[str, str], log_path: Path, grace: float = STOP_GRACE) -> Iterator[Worker]:
     worker = Worker(cmd, env, log_path)
     try:
         worker.wait_ready()
         yield worker
     finally:
-        worker.stop()
+        worker.stop(grace)
+
+
+def split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
 def run_config(broker: str, pool: str, index: int, args: argparse.Namespace, run_id: str, work: Path) -> dict[str, Any]:
     tag = f"{broker}-{pool}"
     queues = {side: f"gwbench-{run_id}-{tag}-{side}" for side in SIDES}
+    nodes = {side: f"gwbench-{side}-{tag}-{run_id}@{socket.gethostname()}" for side in SIDES}
     poll = embedded_poll_interval() if BROKERS[broker] is None else 0.0
-    record: dict[str, Any] = {"broker": broker, "pool": pool, "queues": queues, "sides": {}}
+    record: dict[str, Any] = {"broker": broker, "pool": pool, "queues": queues, "nodes": nodes, "sides": {}}
     commands: dict[str, list[str]] = {}
     for side in SIDES:
-        record["sides"][side] = {"starts_s": []}
-        commands[side] = worker_cmd(side, pool, args.concurrency, queues[side], f"gwbench-{side}-{run_id}")
+        record["sides"][side] = {
+            "starts_s": [], "latency_s": [], "latency_round_medians_s": [], "throughput": [], "fibonacci_s": [],
+        }  # fmt: skip
+        commands[side] = worker_cmd(side, pool, args.concurrency, queues[side], nodes[side])
     record["commands"] = {side: " ".join(cmd) for side, cmd in commands.items()}
+    sides = record["sides"]
 
     def fresh(side: str, what: str) -> tuple[dict[str, str], Path]:
         # A fresh data directory each time (used by the embedded broker only).
         data_dir = Path(tempfile.mkdtemp(prefix=f"{tag}-{side}-{what}-", dir=work))
-        return side_env(side, broker, data_dir), data_dir / "worker.log"
+        return side_env(side, broker, data_dir), data_dir
+
+    def order(i: int) -> tuple[str, ...]:
+        # Which side goes first alternates, round by round and configuration by configuration.
+        return SIDES if (i + index) % 2 == 0 else SIDES[::-1]
 
     try:
-        # 3. Start to ready, the sides alternating.
+        # 3. Start to ready: one worker at a time, nothing else running.
         for i in range(args.starts):
-            order = SIDES if i % 2 == 0 else SIDES[::-1]
-            for side in order:
-                env, log_path = fresh(side, f"start{i}")
-                with running(commands[side], env, log_path) as worker:
+            for side in order(i):
+                env, data_dir = fresh(side, f"start{i}")
+                # It did no work: its process group is killed at once.
+                with running(commands[side], env, data_dir / "worker.log", grace=0) as worker:
                     assert worker.ready_seconds is not None
-                    record["sides"][side]["starts_s"].append(worker.ready_seconds)
-        # 1, 2, 4. One worker per side, one side after the other; which side goes
-        # first alternates from one configuration to the next.
-        order = SIDES if index % 2 == 0 else SIDES[::-1]
-        for side in order:
-            env, log_path = fresh(side, "load")
-            log(f"{tag}: {side} worker under load")
-            with running(commands[side], env, log_path):
-                record["sides"][side].update(run_client(side, env, queues[side], args, poll))
-    finally:
-        for side in SIDES:
-            delete_queue(broker, queues[side])
+                    sides[side]["starts_s"].append(worker.ready_seconds)
 
-    record["summary"] = summarize(record)
+        # 1, 2, 4. Both workers up (each idle while the other side is measured),
+        # one client per side, and the sides alternating round by round.
+        with contextlib.ExitStack() as stack:
+            clients: dict[str, ClientProc] = {}
+            for side in SIDES:
+                env, data_dir = fresh(side, "load")
+                stack.enter_context(running(commands[side], env, data_dir / "worker.log"))
+                clients[side] = ClientProc(side, env, queues[side], poll, args, data_dir / "client.log")
+                stack.callback(clients[side].close)
+            for side in SIDES:
+                sides[side].update(clients[side].ask("hello"))
+                clients[side].ask("warmup", count=args.warmup)
+            log(f"{tag}: latency, {args.rounds} rounds")
+            for i, count in enumerate(split(args.n, args.rounds)):
+                for side in order(i):
+                    samples = clients[side].ask("latency", count=count)["latency_s"]
+                    sides[side]["latency_s"].extend(samples)
+                    sides[side]["latency_round_medians_s"].append(statistics.median(samples))
+            log(f"{tag}: throughput, {args.rounds} rounds of {args.m}")
+            for i in range(args.rounds):
+                for side in order(i):
+                    reply = clients[side].ask("throughput", count=args.m)
+                    keys = ("tasks", "seconds", "submit_seconds", "longest_wait_seconds")
+                    sides[side]["throughput"].append({k: reply[k] for k in keys})
+            log(f"{tag}: fibonacci({args.fib_n}), {args.fib_runs} runs")
+            for i in range(args.fib_runs):
+                for side in order(i):
+                    sides[side]["fibonacci_s"].append(clients[side].ask("fibonacci", n=args.fib_n)["seconds"])
+    finally:
+        try:
+            own = [q.format(node=nodes["ours"]) for q in OWN_WORKER_QUEUES]
+            delete_queues(broker, [queues[side] for side in SIDES], own)
+        except Exception as exc:  # cleanup must not lose the figures
+            log(f"could not clean up on {broker}: {exc}")
     return record
+
+
+def _paired_range(ours: list[float], plain: list[float]) -> list[float] | None:
+    pairs = [o / p for o, p in zip(ours, plain, strict=False) if p]
+    return [min(pairs), max(pairs)] if pairs else None
 
 
 def summarize(record: dict[str, Any]) -> dict[str, Any]:
@@ -323,27 +440,50 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
     for side in SIDES:
         s = record["sides"][side]
         lat = s.get("latency_s") or []
-        thr = s.get("throughput")
+        rates = [t["tasks"] / t["seconds"] for t in s.get("throughput") or []]
+        starts, fib = s.get("starts_s") or [], s.get("fibonacci_s") or []
         figures[side] = {
             "latency_median_ms": statistics.median(lat) * 1000 if lat else None,
             "latency_p95_ms": percentile(lat, 0.95) * 1000 if lat else None,
-            "throughput_per_s": thr["tasks"] / thr["seconds"] if thr else None,
-            "start_median_s": statistics.median(s["starts_s"]) if s["starts_s"] else None,
-            "fibonacci_median_s": statistics.median(s["fibonacci_s"]) if s.get("fibonacci_s") else None,
+            "throughput_per_s": statistics.median(rates) if rates else None,
+            "throughput_best_per_s": max(rates) if rates else None,
+            "start_median_s": statistics.median(starts) if starts else None,
+            "fibonacci_median_s": statistics.median(fib) if fib else None,
         }
     ours, plain = figures["ours"], figures["plain"]
     ratios = {
         "latency_median": ratio(ours["latency_median_ms"], plain["latency_median_ms"]),
         "latency_p95": ratio(ours["latency_p95_ms"], plain["latency_p95_ms"]),
         "throughput": ratio(ours["throughput_per_s"], plain["throughput_per_s"]),
+        "throughput_best": ratio(ours["throughput_best_per_s"], plain["throughput_best_per_s"]),
         "start": ratio(ours["start_median_s"], plain["start_median_s"]),
         "fibonacci": ratio(ours["fibonacci_median_s"], plain["fibonacci_median_s"]),
     }
+    so, sp = record["sides"]["ours"], record["sides"]["plain"]
+    # The spread of the ratio over paired rounds: a hint of how much noise there is.
+    ranges = {
+        "latency_median": _paired_range(so.get("latency_round_medians_s", []), sp.get("latency_round_medians_s", [])),
+        "throughput": _paired_range(
+            [t["tasks"] / t["seconds"] for t in so.get("throughput", [])],
+            [t["tasks"] / t["seconds"] for t in sp.get("throughput", [])],
+        ),
+        "start": _paired_range(so.get("starts_s", []), sp.get("starts_s", [])),
+        "fibonacci": _paired_range(so.get("fibonacci_s", []), sp.get("fibonacci_s", [])),
+    }
+    # Throughput rounds in which the worker paused: one result took PAUSE_SECONDS or
+    # more to come while the others take milliseconds.
+    slow = {}
+    for side in SIDES:
+        rounds = record["sides"][side].get("throughput", [])
+        slow[side] = sum(1 for t in rounds if t.get("longest_wait_seconds", 0) >= PAUSE_SECONDS)
     goals = {}
     for key, _, op, bound in GOALS:
         value = ratios[key]
         goals[key] = None if value is None else (value <= bound if op == "le" else value >= bound)
-    return {"ours": ours, "plain": plain, "ratios": ratios, "goals": goals}
+    return {
+        "ours": ours, "plain": plain, "ratios": ratios, "ratio_ranges": ranges, "goals": goals,
+        "slow_throughput_rounds": slow,
+    }  # fmt: skip
 
 
 # --- output ------------------------------------------------------------------
@@ -355,22 +495,35 @@ def fmt(value: float | None, spec: str) -> str:
 
 def table(record: dict[str, Any], args: argparse.Namespace) -> str:
     summary = record["summary"]
-    ours, plain, ratios = summary["ours"], summary["plain"], summary["ratios"]
+    ours, plain, ratios, ranges = summary["ours"], summary["plain"], summary["ratios"], summary["ratio_ranges"]
     pool = record["pool"] + ("" if record["pool"] == "solo" else f" -c {args.concurrency}")
     lines = [f"== {record['broker']} / {pool} =="]
     if record.get("error"):
         lines.append(f"   ERROR: {record['error'].splitlines()[0]}")
-    header = f"   {'metric':<32}{'girder-worker':>15}{'plain Celery':>15}{'ours/plain':>12}"
+    header = f"   {'metric':<36}{'girder-worker':>14}{'plain Celery':>14}{'ours/plain':>12}{'paired range':>16}"
     lines += [header, "   " + "-" * (len(header) - 3)]
     rows = [
         (f"latency median (ms, N={args.n})", "latency_median_ms", "latency_median", ".2f"),
         ("latency p95 (ms)", "latency_p95_ms", "latency_p95", ".2f"),
-        (f"throughput (tasks/s, M={args.m})", "throughput_per_s", "throughput", ".1f"),
+        (f"throughput (tasks/s, {args.rounds}x M={args.m})", "throughput_per_s", "throughput", ".1f"),
+        ("throughput, best round (tasks/s)", "throughput_best_per_s", "throughput_best", ".1f"),
         (f"start to ready (s, median of {args.starts})", "start_median_s", "start", ".3f"),
         (f"fibonacci({args.fib_n}) (s, median of {args.fib_runs})", "fibonacci_median_s", "fibonacci", ".3f"),
     ]
     for label, key, rkey, spec in rows:
-        lines.append(f"   {label:<32}{fmt(ours[key], spec):>15}{fmt(plain[key], spec):>15}{fmt(ratios[rkey], '.3f'):>12}")
+        span = ranges.get(rkey)
+        span_text = f"{span[0]:.3f}-{span[1]:.3f}" if span else ""
+        lines.append(
+            f"   {label:<36}{fmt(ours[key], spec):>14}{fmt(plain[key], spec):>14}"
+            f"{fmt(ratios[rkey], '.3f'):>12}{span_text:>16}"
+        )
+    slow = summary.get("slow_throughput_rounds") or {}
+    if any(slow.values()):
+        lines.append(
+            f"   note: throughput rounds with a pause of {PAUSE_SECONDS} s or more: ours {slow['ours']}/{args.rounds}, "
+            f"plain {slow['plain']}/{args.rounds}\n"
+            "         (pauses of the worker: with the solo pool on RabbitMQ, Celery waits for its next timer tick)"
+        )
     for key, text, _, _ in GOALS:
         met = summary["goals"][key]
         verdict = "not measured" if met is None else ("MET" if met else "NOT MET")
@@ -380,21 +533,61 @@ def table(record: dict[str, Any], args: argparse.Namespace) -> str:
 
 def preamble(args: argparse.Namespace, started: str) -> str:
     conc = f" -c {args.concurrency}"
-    return "\n".join([
-        f"girder-worker vs plain Celery, {started}; Python {platform.python_version()}, "
-        f"celery {version('celery')}, kombu {version('kombu')}, girder-worker-core {version('girder-worker-core')}, "
-        f"{os.cpu_count()} CPUs",
-        f"ours:  girder-worker {' '.join(COMMON_WORKER_OPTS)} -P <pool>[{conc}] -Q <queue> -I bench.gw_bench_tasks",
-        "       (girder_worker.app.app with its loader, plugins and task class; fibonacci is gwexample's task",
-        "        loaded through the plugin; add is bench/gw_bench_tasks.py, imported by celery worker's -I option)",
-        f"plain: python -m celery -A bench.plain_app worker {' '.join(COMMON_WORKER_OPTS)} -P <pool>[{conc}] -Q <queue>",
-        "       (a bare celery.Celery app; add and fibonacci are plain @app.task, recursion through the task)",
-        "embedded: GIRDER_WORKER_DATA_DIR=<fresh temp dir>; plain Celery gets embedded_settings(<its own fresh dir>):",
-        f"       the same transport class, folders layout and {embedded_poll_interval()}s polling; file:// results,",
-        f"       which both clients poll every {embedded_poll_interval()}s (girder-worker's default; passed to plain's get())",
-        f"rabbitmq: {RABBITMQ_URL} with results in {RABBITMQ_BACKEND}; redis: {REDIS_BROKER_URL} (results too)",
-        "each side: a fresh worker; one unique queue per side and run, deleted afterwards; sides run one after the other",
-    ])
+    poll = embedded_poll_interval()
+    return "\n".join(
+        [
+            f"girder-worker vs plain Celery, {started}; Python {platform.python_version()}, "
+            f"celery {version('celery')}, kombu {version('kombu')}, "
+            f"girder-worker-core {version('girder-worker-core')}, "
+            f"{os.cpu_count()} CPUs; code: {git_state()}, sources {source_digest()}; "
+            f"load average at start {load_average()}",
+            f"ours:  girder-worker {' '.join(COMMON_WORKER_OPTS)} -P <pool>[{conc}] -Q <queue> -I bench.gw_bench_tasks",
+            "       (girder_worker.app.app with its loader, plugins and task class; fibonacci is gwexample's task",
+            "        loaded through the plugin; add is bench/gw_bench_tasks.py, imported by celery worker's -I option)",
+            f"plain: python -m celery -A bench.plain_app worker {' '.join(COMMON_WORKER_OPTS)}",
+            f"       -P <pool>[{conc}] -Q <queue>",
+            "       (a bare celery.Celery app; add and fibonacci are plain @app.task, recursion through the task)",
+            "embedded: GIRDER_WORKER_DATA_DIR=<fresh temp dir>; plain Celery gets",
+            "       embedded_settings(<its own fresh temp dir>):",
+            f"       the same transport class, folders layout and {poll}s polling; file:// results, which both",
+            f"       clients poll every {poll}s (girder-worker's default; passed to plain Celery's get())",
+            f"rabbitmq: {RABBITMQ_URL} with results in {RABBITMQ_BACKEND}; redis: {REDIS_BROKER_URL} (results too)",
+            "starts: one worker at a time, the sides alternating; latency, throughput and fibonacci: both workers",
+            "       up, one client per side, the sides alternating round by round (paired range: min-max of the",
+            "       per-round ours/plain ratios); one unique queue per side and run, deleted afterwards",
+        ]
+    )
+
+
+def git_state() -> str:
+    """The commit benchmarked, and whether the work tree differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "packages"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git work tree)"
+    return f"{head}" + (f" with {len(changed)} uncommitted change(s) under packages/" if changed else "")
+
+
+def source_digest() -> str:
+    """A digest of the packages' Python sources: whether the code changed during a run."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for path in sorted((ROOT / "packages").glob("*/src/**/*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        with contextlib.suppress(OSError):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -402,10 +595,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--brokers", default="embedded,rabbitmq,redis", help="comma-separated: embedded,rabbitmq,redis")
     p.add_argument("--pools", default="prefork,solo", help="comma-separated: prefork,solo,threads")
     p.add_argument("--concurrency", "-c", type=int, default=2, help="prefork/threads concurrency (default 2)")
-    p.add_argument("--n", type=int, help="sequential round trips for latency (default 300; quick 50)")
-    p.add_argument("--m", type=int, help="tasks in the throughput batch (default 1000; quick 200)")
+    p.add_argument("--n", type=int, help="sequential round trips for latency, over all rounds (default 300; quick 60)")
+    p.add_argument("--m", type=int, help="tasks in one throughput batch (default 1000; quick 200)")
+    p.add_argument("--rounds", type=int, help="paired rounds of latency and throughput (default 5; quick 2)")
     p.add_argument("--warmup", type=int, help="warm-up round trips (default 20; quick 5)")
-    p.add_argument("--starts", type=int, help="worker starts per side (default 4; quick 2)")
+    p.add_argument("--starts", type=int, help="worker starts per side (default 5; quick 2)")
     p.add_argument("--fib-n", type=int, default=26, help="the Fibonacci argument (default 26)")
     p.add_argument("--fib-runs", type=int, help="fibonacci runs per side (default 3; quick 1)")
     p.add_argument("--phase-timeout", type=float, default=180.0, help="seconds one phase may take")
@@ -413,10 +607,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-json", action="store_true", help="do not write bench/results/<timestamp>.json")
     p.add_argument("--keep-logs", action="store_true", help="keep the workers' logs and data directories")
     args = p.parse_args(argv)
-    defaults = {"n": (300, 50), "m": (1000, 200), "warmup": (20, 5), "starts": (4, 2), "fib_runs": (3, 1)}
+    defaults = {
+        "n": (300, 60), "m": (1000, 200), "rounds": (5, 2), "warmup": (20, 5), "starts": (5, 2), "fib_runs": (3, 1),
+    }  # fmt: skip
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
+    for name in ("n", "m", "rounds", "starts", "fib_runs", "concurrency"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.n < args.rounds:
+        p.error("--n must be at least --rounds")
     args.broker_list = [b.strip() for b in args.brokers.split(",") if b.strip()]
     args.pool_list = [x.strip() for x in args.pools.split(",") if x.strip()]
     for b in args.broker_list:
@@ -430,10 +631,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # On SIGTERM, unwind through the finally blocks that stop the workers.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     now = dt.datetime.now()
     started = now.isoformat(timespec="seconds")
     run_id = f"{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
     t_start = time.monotonic()
+    load_at_start = load_average()
+    code_at_start = (git_state(), source_digest())
     print(preamble(args, started), flush=True)
     work = Path(tempfile.mkdtemp(prefix="gwbench-"))
     records: list[dict[str, Any]] = []
@@ -463,11 +668,19 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
+    code_at_end = (git_state(), source_digest())
+    if code_at_end[1] != code_at_start[1]:
+        print(
+            f"\nWARNING: the sources under packages/ changed during the run (now {code_at_end[0]}, "
+            f"sources {code_at_end[1]}): later configurations may have run other code than earlier ones",
+            flush=True,
+        )
     met = [r["summary"]["goals"][k] for r in records for k, *_ in GOALS]
     elapsed = time.monotonic() - t_start
     print(
         f"\ngoals met: {sum(1 for m in met if m)} of {len(met)} "
-        f"({sum(1 for m in met if m is None)} not measured); total time {elapsed:.0f}s",
+        f"({sum(1 for m in met if m is None)} not measured); total time {elapsed:.0f}s; "
+        f"load average at end {load_average()}",
         flush=True,
     )
     if not args.no_json:
@@ -478,6 +691,8 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": elapsed,
             "args": {k: v for k, v in vars(args).items()},
             "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+            "code": {"start": list(code_at_start), "end": list(code_at_end)},
+            "load_average": {"start": load_at_start, "end": load_average()},
             "versions": {d: version(d) for d in ("celery", "kombu", "girder-worker-core", "girder-worker-utils")},
             "goals": [{"key": k, "text": t, "bound": b} for k, t, _, b in GOALS],
             "results": records,
