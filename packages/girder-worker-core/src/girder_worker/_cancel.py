@@ -204,12 +204,12 @@ class CancelStep(bootsteps.StartStopStep):  # type: ignore[misc]
     def _listen(self) -> None:
         mailbox = self.app.control.mailbox
         queue = Queue(
-            f"girder_worker.cancel.{self.worker.hostname}",
+            f"{self.worker.hostname}.girder_worker.cancel",
             exchange=mailbox.exchange,
             durable=False,
-            auto_delete=False,
-            expires=3600.0,
-            message_ttl=3600.0,
+            # Gone with its worker: what a worker misses while down is in the durable store.
+            auto_delete=True,
+            message_ttl=300.0,
         )
         failures = 0
         while not self.stopping.is_set():
@@ -227,7 +227,7 @@ class CancelStep(bootsteps.StartStopStep):  # type: ignore[misc]
                         self._escalate_due()
             except Exception as exc:
                 if failures == 0:
-                    logger.error("cancel listener lost the broker (%s); retrying every second", exc)
+                    logger.error("cancel listener cannot consume from the broker (%s); retrying every second", exc)
                 failures += 1
                 self.stopping.wait(1.0)
 

@@ -70,8 +70,11 @@ class SharedTable:
         self.mem[base] = 0
         _PID.pack_into(self.mem, base + 8, os.getpid())
         self.mem[base + 16 : base + 16 + ID_BYTES] = raw
-        ring = self.mem[self._ring_at + 8 : self._ring_at + 8 + RING * ID_BYTES]
-        if any(ring[i : i + ID_BYTES] == raw for i in range(0, len(ring), ID_BYTES)):
+        start, end = self._ring_at + 8, self._ring_at + 8 + RING * ID_BYTES
+        at = self.mem.find(raw, start, end)
+        while at != -1 and (at - start) % ID_BYTES:
+            at = self.mem.find(raw, at + 1, end)
+        if at != -1:
             self.mem[base] = 1
         return SlotFlag(self.mem, base)
 

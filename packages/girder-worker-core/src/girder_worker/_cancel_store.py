@@ -14,9 +14,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from celery.backends.filesystem import FilesystemBackend
-from celery.backends.redis import RedisBackend
-
 __all__ = ["CancelStore", "store_for"]
 
 #: How long a cancellation is remembered: longer than a task waits in a queue.
@@ -74,8 +71,10 @@ class FileCancelStore:
 def store_for(app: Any) -> CancelStore | None:
     """The durable store the app's result backend offers, or None (rpc://, ...)."""
     backend = app.backend
-    if isinstance(backend, RedisBackend):
+    kinds = {f"{cls.__module__}.{cls.__qualname__}" for cls in type(backend).__mro__}
+    # By name, so that a worker that uses neither does not import Redis's client.
+    if "celery.backends.redis.RedisBackend" in kinds:
         return RedisCancelStore(backend.client)
-    if isinstance(backend, FilesystemBackend):
+    if "celery.backends.filesystem.FilesystemBackend" in kinds:
         return FileCancelStore(Path(os.fsdecode(backend.path)).parent / "cancelled")
     return None
