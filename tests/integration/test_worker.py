@@ -14,37 +14,35 @@ from .conftest import purge_queue
 POOLS = {"embedded": "solo", "rabbitmq": "prefork", "redis": "threads"}
 
 
+def run_example_client(env):
+    """Run gwexample's example_client.py as a user would, with the worker's environment."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "packages/gwexample/example_client.py")],
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_banner_lists_plugin_tasks_and_example_client_prints_121393(broker, env_for, start_worker):
     env = env_for(broker)
     worker = start_worker(env, "-P", POOLS[broker], plugins=())
     assert "  . gwexample.analyses.tasks.fibonacci" in worker.log
     assert "  . gwexample (gwexample 1.0.0" in worker.log
 
-    client = subprocess.run(
-        [sys.executable, str(ROOT / "packages/gwexample/example_client.py")],
-        env=clean_env(env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    client = run_example_client(env)
     assert client.returncode == 0, client.stderr
-    assert client.stdout.strip() == "121393"
+    assert client.stdout == "121393\n"
 
 
 @pytest.mark.parametrize("pool", ["prefork", "solo"])
 def test_example_client_on_embedded_broker_in_each_pool(pool, env_for, start_worker):
     env = env_for("embedded")
     start_worker(env, "-P", pool, "-c", "2", plugins=())
-    client = subprocess.run(
-        [sys.executable, str(ROOT / "packages/gwexample/example_client.py")],
-        env=clean_env(env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert client.stdout.strip() == "121393", client.stderr
+    client = run_example_client(env)
+    assert client.stdout == "121393\n", client.stderr
 
 
 def test_banner_masks_the_broker_password(env_for, start_worker):
