@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 
 import pytest
 
-from girder_worker._girder_job import JobSpec, ReportSettings
 from girder_worker._girder_reporter import Reporter
+from girder_worker._girder_rest import JobSpec, ReportSettings
 from girder_worker_utils import JobStatus
 
 from .fake_girder import TOKEN, FakeGirder
@@ -69,7 +70,7 @@ def test_log_and_progress_are_batched_at_most_once_per_interval(girder):
     while_running = [r for r in girder.log_puts() if r.at < finished]
     assert lines > 10_000
     assert 3 <= len(while_running) <= 1.5 / 0.25 + 1
-    gaps = [b.at - a.at for a, b in zip(while_running, while_running[1:])]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(while_running)]
     assert all(gap >= 0.24 for gap in gaps), gaps
     assert girder.log_text() == "".join(f"line {i}\n" for i in range(lines))
     assert girder.progress["progressCurrent"] == str(lines - 1)

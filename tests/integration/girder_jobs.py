@@ -26,6 +26,15 @@ def girder_queue_fixture(unique_queue: str) -> Iterator[str]:
                 entity(conn.default_channel).delete()
 
 
+def on_queue(queue: str, pool: str = "solo", concurrency: int = 2) -> list[str]:
+    """Worker options: ``pool``, consuming ``queue`` only, under a node name of its own.
+
+    RabbitMQ may be shared with other test sessions; two workers with the same node
+    name cannot both hold their remote-control queue.
+    """
+    return ["-P", pool, "-c", str(concurrency), "-Q", queue, "-n", f"{queue}@%h"]
+
+
 def schedule(
     girder: GirderServer, queue: str, task: str, args: list[Any] | None = None, **fields: Any
 ) -> dict[str, Any]:

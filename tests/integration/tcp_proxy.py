@@ -12,13 +12,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 
 
 class TcpProxy:
     """Forwards ``127.0.0.1:<port>`` to ``target``; :meth:`cut` and :meth:`restore` it."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], tap: Callable[[bytes], None] | None = None) -> None:
         self.target = target
+        self.tap = tap  # sees every byte sent to the target
         self.port = 0
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
@@ -62,13 +64,15 @@ class TcpProxy:
                     upstream.close()
                     return
                 self._sockets.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, tap in ((client, upstream, self.tap), (upstream, client, None)):
+                threading.Thread(target=self._pipe, args=(a, b, tap), daemon=True).start()
 
     @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(source: socket.socket, sink: socket.socket, tap: Callable[[bytes], None] | None) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
+                if tap is not None:
+                    tap(data)
                 sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)

@@ -15,6 +15,7 @@ from .girder_jobs import (
     girder_queue_fixture,  # noqa: F401  (the girder_queue fixture)
     history,
     log_of,
+    on_queue,
     schedule,
     wait_started,
 )
@@ -24,7 +25,7 @@ POOLS = ("prefork", "threads", "solo")
 
 @pytest.mark.parametrize("pool", POOLS)
 def test_success_shows_the_log_and_progress_in_girder(pool, girder, girder_queue, env_for, start_worker):
-    start_worker(env_for("rabbitmq"), "-P", pool, "-c", "2", "-Q", girder_queue)
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, pool, 2))
 
     job = schedule(girder, girder_queue, "gwtest.report", [3])
     done = girder.wait_for_status(job["_id"], SUCCESS)
@@ -38,7 +39,7 @@ def test_success_shows_the_log_and_progress_in_girder(pool, girder, girder_queue
 
 
 def test_failure_ends_error_with_the_traceback_in_the_log(girder, girder_queue, env_for, start_worker):
-    start_worker(env_for("rabbitmq"), "-P", "solo", "-Q", girder_queue)
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, "solo"))
 
     job = schedule(girder, girder_queue, "gwtest.fail", ["it broke"])
     failed = girder.wait_for_status(job["_id"], ERROR)
@@ -51,7 +52,7 @@ def test_failure_ends_error_with_the_traceback_in_the_log(girder, girder_queue, 
 
 
 def test_a_progress_bar_is_collapsed_to_its_last_state(girder, girder_queue, env_for, start_worker):
-    start_worker(env_for("rabbitmq"), "-P", "solo", "-Q", girder_queue)
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, "solo"))
 
     job = schedule(girder, girder_queue, "gwtest.progress_bar", [50])
     done = girder.wait_for_status(job["_id"], SUCCESS)
@@ -61,7 +62,7 @@ def test_a_progress_bar_is_collapsed_to_its_last_state(girder, girder_queue, env
 
 @pytest.mark.parametrize("pool", POOLS)
 def test_cancel_in_girder_while_running_ends_canceled(pool, girder, girder_queue, env_for, start_worker, tmp_path):
-    start_worker(env_for("rabbitmq"), "-P", pool, "-c", "2", "-Q", girder_queue)
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, pool, 2))
     marker = tmp_path / "marker"
     job = schedule(girder, girder_queue, "gwtest.cooperative", [str(marker)])
     wait_started(marker)
@@ -75,7 +76,7 @@ def test_cancel_in_girder_while_running_ends_canceled(pool, girder, girder_queue
 
 
 def test_a_task_that_raises_after_the_cancel_ends_canceled(girder, girder_queue, env_for, start_worker, tmp_path):
-    start_worker(env_for("rabbitmq"), "-P", "prefork", "-c", "1", "-Q", girder_queue)
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, "prefork", 1))
     marker = tmp_path / "marker"
     job = schedule(girder, girder_queue, "gwtest.raises_after_cancel", [str(marker)])
     wait_started(marker)
@@ -97,7 +98,7 @@ def test_cancel_while_queued_and_no_worker_runs_never_runs_the_task(
     job = schedule(girder, girder_queue, "gwtest.touch", [str(marker)])
     assert girder.cancel(job["_id"])["status"] == CANCELING
 
-    start_worker(env_for("rabbitmq"), "-P", "solo", "-Q", girder_queue)
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, "solo"))
 
     cancelled = girder.wait_for_status(job["_id"], CANCELED)
     assert history(cancelled) == [QUEUED, CANCELING, CANCELED]
@@ -107,7 +108,7 @@ def test_cancel_while_queued_and_no_worker_runs_never_runs_the_task(
 def test_a_task_ignoring_its_cancel_is_terminated_and_ends_canceled(
     girder, girder_queue, env_for, start_worker, tmp_path
 ):
-    worker = start_worker(env_for("rabbitmq"), "-P", "prefork", "-c", "1", "-Q", girder_queue)
+    worker = start_worker(env_for("rabbitmq"), *on_queue(girder_queue, "prefork", 1))
     marker = tmp_path / "marker"
     job = schedule(girder, girder_queue, "gwtest.stubborn", [str(marker)])
     wait_started(marker)
@@ -131,7 +132,7 @@ def test_the_api_url_of_the_worker_replaces_the_one_girder_gives(girder, girder_
     finally:
         girder.call("PUT", "system/setting", {"key": "worker.api_url", "value": girder.api_url})
 
-    start_worker({**env_for("rabbitmq"), "GIRDER_WORKER_API_URL": girder.api_url}, "-P", "solo", "-Q", girder_queue)
+    start_worker({**env_for("rabbitmq"), "GIRDER_WORKER_API_URL": girder.api_url}, *on_queue(girder_queue, "solo"))
 
     done = girder.wait_for_status(job["_id"], SUCCESS)
     assert "line 0\n" in log_of(done)

@@ -16,6 +16,7 @@ from .girder_jobs import (
     girder_queue_fixture,  # noqa: F401  (the girder_queue fixture)
     history,
     log_of,
+    on_queue,
     schedule,
     wait_for,
     wait_started,
@@ -42,7 +43,7 @@ def test_girder_paused_mid_job_gets_the_final_status_when_it_resumes(
     girder, girder_queue, env_for, start_worker, client_app, tmp_path
 ):
     env = env_for("rabbitmq")
-    start_worker(env, "-P", "solo", "-Q", girder_queue)
+    start_worker(env, *on_queue(girder_queue, "solo"))
     marker = tmp_path / "marker"
     job = schedule(girder, girder_queue, "gwtest.chatter", [str(marker), 2])
     wait_started(marker)
@@ -63,7 +64,7 @@ def test_girder_unreachable_mid_job_gets_everything_when_it_is_back(
 ):
     tcp, api_url = proxy
     env = env_for("rabbitmq")
-    worker = start_worker({**env, "GIRDER_WORKER_API_URL": api_url}, "-P", "threads", "-Q", girder_queue)
+    worker = start_worker({**env, "GIRDER_WORKER_API_URL": api_url}, *on_queue(girder_queue, "threads"))
     marker = tmp_path / "marker"
     job = schedule(girder, girder_queue, "gwtest.chatter", [str(marker), 2])
     wait_started(marker)
@@ -90,7 +91,7 @@ def test_reports_are_dropped_after_the_retry_window(girder, girder_queue, env_fo
     tcp, api_url = proxy
     env = env_for("rabbitmq")
     worker_env = {**env, "GIRDER_WORKER_API_URL": api_url, "GIRDER_WORKER_REPORT_RETRY_SECONDS": "1"}
-    worker = start_worker(worker_env, "-P", "solo", "-Q", girder_queue)
+    worker = start_worker(worker_env, *on_queue(girder_queue, "solo"))
     marker = tmp_path / "marker"
     job = schedule(girder, girder_queue, "gwtest.chatter", [str(marker), 0.5])
     wait_started(marker)
@@ -107,7 +108,7 @@ def test_reports_are_dropped_after_the_retry_window(girder, girder_queue, env_fo
 
 
 def test_tasks_running_side_by_side_keep_their_logs_apart(girder, girder_queue, env_for, start_worker, tmp_path):
-    start_worker(env_for("rabbitmq"), "-P", "threads", "-c", "2", "-Q", girder_queue)
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, "threads", 2))
     a, b = tmp_path / "a", tmp_path / "b"
 
     job_a = schedule(girder, girder_queue, "gwtest.voice", ["alice", str(a), str(b)])

@@ -10,6 +10,7 @@ from .girder_jobs import (
     SUCCESS,
     girder_queue_fixture,  # noqa: F401  (the girder_queue fixture)
     history,
+    on_queue,
     wait_for,
 )
 
@@ -39,7 +40,7 @@ def client(client_app, env_for, girder_queue):
 
 
 def test_apply_async_with_girder_options_creates_a_job(girder, client, girder_queue, env_for, start_worker):
-    start_worker(env_for("rabbitmq"), "-P", "solo", "-Q", girder_queue)
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, "solo"))
 
     result = client.tasks["gwtest.add"].apply_async(
         (2, 3),
@@ -61,7 +62,7 @@ def test_apply_async_with_girder_options_creates_a_job(girder, client, girder_qu
 
 
 def test_delay_takes_the_options_in_its_keyword_arguments(girder, client, girder_queue, env_for, start_worker):
-    start_worker(env_for("rabbitmq"), "-P", "solo", "-Q", girder_queue)
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, "solo"))
 
     result = client.tasks["gwtest.add"].delay(
         2, y=40, girder_api_url=girder.api_url, girder_client_token=girder.token, girder_job_title="by delay"
@@ -74,7 +75,7 @@ def test_delay_takes_the_options_in_its_keyword_arguments(girder, client, girder
 
 
 def test_send_task_with_girder_options_creates_a_job(girder, client, girder_queue, env_for, start_worker):
-    start_worker(env_for("rabbitmq"), "-P", "solo", "-Q", girder_queue)
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, "solo"))
 
     result = client.send_task(
         "gwtest.report",
@@ -92,7 +93,7 @@ def test_send_task_with_girder_options_creates_a_job(girder, client, girder_queu
 
 
 def test_girder_job_disable_publishes_without_a_job(girder, client, girder_queue, env_for, start_worker):
-    start_worker(env_for("rabbitmq"), "-P", "solo", "-Q", girder_queue)
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, "solo"))
 
     result = client.tasks["gwtest.add"].apply_async(
         (1, 1), girder_api_url=girder.api_url, girder_client_token=girder.token, girder_job_disable=True
@@ -103,7 +104,7 @@ def test_girder_job_disable_publishes_without_a_job(girder, client, girder_queue
 
 
 def test_a_token_that_cannot_create_jobs_still_publishes(girder, client, girder_queue, env_for, start_worker, caplog):
-    start_worker(env_for("rabbitmq"), "-P", "solo", "-Q", girder_queue)
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, "solo"))
 
     result = client.tasks["gwtest.add"].apply_async(
         (1, 2), girder_api_url=girder.api_url, girder_client_token="not-a-token", girder_job_title="nope"
@@ -117,7 +118,7 @@ def test_a_token_that_cannot_create_jobs_still_publishes(girder, client, girder_
 
 
 def test_a_child_task_gets_a_child_job(girder, client, girder_queue, env_for, start_worker):
-    start_worker(env_for("rabbitmq"), "-P", "prefork", "-c", "2", "-Q", girder_queue)
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, "prefork", 2))
 
     parent = client.send_task(
         "gwtest.spawn_child",

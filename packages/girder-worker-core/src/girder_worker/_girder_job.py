@@ -11,126 +11,23 @@ status change, each status in a request of its own.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
-
-import requests
 
 from girder_worker_utils import JobStatus
 
 from ._girder_logbuf import LogBuffer
+from ._girder_rest import GirderUnavailable, Http, JobSpec, ReportSettings
 
-__all__ = ["GirderUnavailable", "Http", "JobChannel", "JobSpec", "ReportSettings", "rewrite_api_url"]
+__all__ = ["JobChannel"]
 
 logger = logging.getLogger("girder_worker.girder")
 
 _GONE_CODES = (401, 403, 404)
 _MAX_RESOLUTIONS = 5
-
-
-class GirderUnavailable(Exception):
-    """Girder gave no useful answer: no connection, no answer in time, or a 5xx."""
-
-
-class Http:
-    """Form-encoded REST calls on one ``requests`` session (one per thread)."""
-
-    def __init__(self) -> None:
-        self.session = requests.Session()
-
-    def call(
-        self, method: str, url: str, headers: Mapping[str, str], data: Mapping[str, str] | None, timeout: Any
-    ) -> tuple[int, Any]:
-        """Return ``(HTTP status, decoded JSON or None)``; raise :class:`GirderUnavailable`."""
-        try:
-            response = self.session.request(method, url, headers=dict(headers), data=data, timeout=timeout)
-        except requests.Timeout:
-            raise GirderUnavailable("no answer in time") from None
-        except requests.ConnectionError as exc:
-            text = str(exc).lower()
-            raise GirderUnavailable("connection refused" if "refused" in text else "cannot connect") from None
-        except requests.RequestException as exc:
-            raise GirderUnavailable(type(exc).__name__) from None
-        if response.status_code >= 500:
-            raise GirderUnavailable(f"HTTP {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        return response.status_code, body
-
-
-@dataclass(frozen=True)
-class ReportSettings:
-    """How a worker reports to Girder (from ``GIRDER_WORKER_*``, see configuration)."""
-
-    interval: float = 0.5
-    retry_seconds: float = 600.0
-    log_limit: int = 1_000_000
-    api_url: str | None = None
-    connect_timeout: float = 5.0
-    read_timeout: float = 60.0
-    start_timeout: float = 5.0
-
-    @classmethod
-    def for_app(cls, app: Any) -> ReportSettings:
-        config = getattr(app, "girder_worker_config", None)
-        if config is None:  # a plain Celery app using our Task
-            return cls(api_url=(os.environ.get("GIRDER_WORKER_API_URL") or "").rstrip("/") or None)
-        return cls(
-            interval=config.report_interval,
-            retry_seconds=config.report_retry_seconds,
-            log_limit=config.job_log_limit,
-            api_url=config.api_url,
-        )
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout, self.read_timeout)
-
-
-def rewrite_api_url(url: str, original_api_url: str | None, api_url: str | None) -> str:
-    """``url`` with its ``original_api_url`` prefix replaced by ``api_url``.
-
-    It is how ``GIRDER_WORKER_API_URL`` reaches a job's callback URL, which Girder
-    built from its own idea of its address. A URL with another prefix is unchanged.
-    """
-    if not api_url or not original_api_url:
-        return url
-    original = original_api_url.rstrip("/")
-    if url == original or url.startswith(original + "/"):
-        return api_url.rstrip("/") + url[len(original) :]
-    return url
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """A message's ``jobInfoSpec`` header: where and how to report one job."""
-
-    url: str
-    method: str
-    headers: Mapping[str, str]
-    job_id: str
-    log_print: bool
-
-    @classmethod
-    def parse(cls, value: Any) -> JobSpec | None:
-        if not isinstance(value, Mapping) or not isinstance(value.get("url"), str):
-            return None
-        url = value["url"]
-        headers = value.get("headers")
-        return cls(
-            url=url,
-            method=str(value.get("method") or "PUT").upper(),
-            headers={str(k): str(v) for k, v in headers.items()} if isinstance(headers, Mapping) else {},
-            job_id=str(value.get("reference") or url.rstrip("/").rpartition("/")[2]),
-            log_print=bool(value.get("logPrint", True)),
-        )
 
 
 class _Reporter(Protocol):
@@ -185,6 +82,11 @@ class JobChannel:
         """Append ``message`` to the job's log."""
         if self.log.write(str(message)) or forceFlush:
             self._wake(urgent=forceFlush)
+
+    def write_output(self, text: str) -> None:
+        """What the task printed or logged (the capture's fast path of :meth:`write`)."""
+        if self.log.write(text):
+            self._reporter.wake(self, self.last_put + self.settings.interval)
 
     def updateProgress(  # noqa: N802
         self,

@@ -79,6 +79,7 @@ class LogBuffer:
         self._sent: list[str] = []
         self._entries = 0
         self._staged: Entry | None = None
+        self._dirty = False  # something could be sent; writes wake the sender only when it was not
         self.total_written = 0
 
     # -- the task's side -----------------------------------------------------
@@ -88,26 +89,41 @@ class LogBuffer:
         if not text:
             return False
         with self._lock:
-            idle = not self._sendable()
             self.total_written += len(text)
-            newline = text.rfind("\n")
-            if newline < 0:
-                line = self._line + text
-                if "\r" in text or self._line_redrawn:
-                    line = _collapse_open(line)
-                    self._line_redrawn = True
-                if len(line) > MAX_LINE_CHARS:
-                    self._accept(line.rstrip("\r"))
-                    line = ""
-                    self._line_redrawn = False
-                self._line = line
+            if "\r" in text or self._line_redrawn:
+                self._write_redrawn(text)
             else:
-                done = self._line + text[: newline + 1]
-                rest = text[newline + 1 :]
-                self._line_redrawn = "\r" in rest
-                self._line = _collapse_open(rest) if self._line_redrawn else rest
-                self._accept(_collapse_done(done) if "\r" in done else done)
-            return idle and self._sendable()
+                newline = text.rfind("\n")
+                if newline < 0:
+                    self._line += text
+                    if len(self._line) > MAX_LINE_CHARS:
+                        self._accept(self._line)
+                        self._line = ""
+                else:
+                    done = self._line + text[: newline + 1]
+                    self._line = text[newline + 1 :]
+                    self._accept(done)
+            if self._dirty:
+                return False
+            self._dirty = self._sendable()
+            return self._dirty
+
+    def _write_redrawn(self, text: str) -> None:
+        newline = text.rfind("\n")
+        if newline < 0:
+            line = _collapse_open(self._line + text)
+            self._line_redrawn = True
+            if len(line) > MAX_LINE_CHARS:
+                self._accept(line.rstrip("\r"))
+                line = ""
+                self._line_redrawn = False
+            self._line = line
+        else:
+            done = self._line + text[: newline + 1]
+            rest = text[newline + 1 :]
+            self._line_redrawn = "\r" in rest
+            self._line = _collapse_open(rest) if self._line_redrawn else rest
+            self._accept(_collapse_done(done) if "\r" in done else done)
 
     def _accept(self, text: str) -> None:
         room = self._head_limit - self._head_used
@@ -165,6 +181,7 @@ class LogBuffer:
         with self._lock:
             if self._staged is None:
                 self._staged = self._make_entry(final)
+            self._dirty = self._sendable()
             return self._staged
 
     def commit(self) -> None:
@@ -179,6 +196,7 @@ class LogBuffer:
             else:
                 self._sent.append(entry.head)
                 self._entries += 1
+            self._dirty = self._sendable()
 
     def _make_entry(self, final: bool) -> Entry | None:
         if self._line and (final or not self._line_redrawn):

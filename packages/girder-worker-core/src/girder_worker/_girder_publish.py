@@ -24,8 +24,8 @@ from kombu.utils.json import dumps
 
 from girder_worker_utils._job import GIRDER_HEADERS, GIRDER_OPTIONS
 
-from ._girder_job import GirderUnavailable
 from ._girder_reporter import reporter
+from ._girder_rest import GirderUnavailable
 
 __all__: list[str] = []
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from girder_worker_utils import JobStatus
 
-from ._girder_job import GirderUnavailable, Http, JobChannel, JobSpec, ReportSettings
+from ._girder_job import JobChannel
+from ._girder_rest import GirderUnavailable, Http, JobSpec, ReportSettings
 
 __all__ = ["Reporter", "current_reporter", "reporter"]
 

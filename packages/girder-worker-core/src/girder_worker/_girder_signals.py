@@ -30,8 +30,9 @@ from girder_worker_utils._task import CANCEL_ATTR
 
 from . import _cancel as _cancel  # its task_prerun receiver, which attaches the cancel flag, runs first
 from . import _job_log
-from ._girder_job import JobChannel, JobSpec, ReportSettings, rewrite_api_url
+from ._girder_job import JobChannel
 from ._girder_reporter import current_reporter, reporter
+from ._girder_rest import JobSpec, ReportSettings, rewrite_api_url
 
 __all__: list[str] = []
 
@@ -109,7 +110,7 @@ def _cancel_run(request: Any) -> None:
 
 
 def _finish(channel: JobChannel, status: JobStatus) -> None:
-    _job_log.end(channel.write)
+    _job_log.end(channel.write_output)
     channel.on_cancel = None
     channel.finish(status)
 
@@ -143,7 +144,7 @@ def _on_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> N
     request.__dict__[JOB_MANAGER_ATTR] = channel
     channel.on_cancel = lambda: _cancel_run(request)
     if spec.log_print:
-        _job_log.begin(channel.write)
+        _job_log.begin(channel.write_output)
     the_reporter.start(channel)  # a job already cancelled in Girder cancels the run here
 
 
@@ -213,7 +214,7 @@ def _on_postrun(task: Any = None, task_id: str | None = None, **kwargs: Any) -> 
     request.__dict__.pop(GIRDER_CLIENT_ATTR, None)
     channel = request.__dict__.pop(JOB_MANAGER_ATTR, None)
     if isinstance(channel, JobChannel):
-        _job_log.end(channel.write)
+        _job_log.end(channel.write_output)
         channel.on_cancel = None
         if channel.final is None:
             channel.close()

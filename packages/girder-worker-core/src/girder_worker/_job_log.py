@@ -13,11 +13,11 @@ the task can pass it on with ``self.job_manager.write(text)``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import threading
 from collections.abc import Callable
+from threading import get_ident
 from typing import Any, TextIO
 
 __all__ = ["begin", "end", "install"]
@@ -28,6 +28,10 @@ _sinks: dict[int, Sink] = {}
 _install_lock = threading.Lock()
 
 
+def _sink_failed() -> None:
+    logging.getLogger("girder_worker.girder").debug("capturing output for a job log failed", exc_info=True)
+
+
 class _Router:
     """Stands in for ``sys.stdout`` or ``sys.stderr``; see the module documentation."""
 
@@ -35,10 +39,12 @@ class _Router:
         self._inner = inner
 
     def write(self, text: str) -> int:
-        sink = _sinks.get(threading.get_ident())
+        sink = _sinks.get(get_ident())
         if sink is not None and text:
-            with contextlib.suppress(Exception):  # the job log must never break a print
+            try:
                 sink(text)
+            except Exception:  # the job log must never break a print
+                _sink_failed()
         result: int = self._inner.write(text)
         return result
 
