@@ -3,6 +3,7 @@
 ``girder-worker [celery worker options]`` runs a Celery worker on
 :data:`girder_worker.app.app`; every ``celery worker`` option works.
 ``girder-worker plugins`` lists the installed plugins and what each loaded;
+``girder-worker new-plugin`` creates a plugin package from the cookiecutter template;
 ``girder-worker --version`` prints the versions of girder-worker's packages.
 """
 
@@ -22,6 +23,7 @@ PROG = "girder-worker"
 USAGE = f"""\
 usage: {PROG} [--strict-plugins] [celery worker options]
        {PROG} plugins [--strict-plugins]
+       {PROG} new-plugin [--output-dir DIR] [--no-input] [NAME=VALUE ...]
        {PROG} --version
 
 Runs a Celery worker on girder_worker.app with every installed plugin's tasks.
@@ -67,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--version" in args[:1]:
         print(_versions())
         return 0
+    if args[:1] == ["new-plugin"]:  # reads no configuration: it starts nothing
+        from ._new_plugin import main as new_plugin
+
+        return new_plugin(args[1:], prog=PROG)
     strict = "--strict-plugins" in args
     args = [a for a in args if a != "--strict-plugins"]
 
