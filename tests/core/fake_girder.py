@@ -43,6 +43,7 @@ class FakeGirder:
         self.requests: list[Request] = []
         self.fail_next = 0
         self.fail_code = 503
+        self.delay = 0.0  # seconds to wait before each answer
         self.lock = threading.Lock()
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
@@ -83,6 +84,7 @@ class FakeGirder:
             self._server = None
 
     def _handle(self, http: BaseHTTPRequestHandler, method: str) -> None:
+        time.sleep(self.delay)
         length = int(http.headers.get("Content-Length") or 0)
         form = dict(urllib.parse.parse_qsl(http.rfile.read(length).decode(), keep_blank_values=True))
         with self.lock:

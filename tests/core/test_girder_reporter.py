@@ -76,6 +76,24 @@ def test_log_and_progress_are_batched_at_most_once_per_interval(girder):
     assert girder.progress["progressCurrent"] == str(lines - 1)
 
 
+def test_a_slow_girder_never_slows_the_task_down(girder):
+    reporter, channel = open_channel(girder, interval=0.01)
+    reporter.start(channel)
+    girder.delay = 1.0  # every answer takes a second
+
+    started = time.perf_counter()
+    for i in range(20_000):
+        channel.write(f"line {i}\n")
+        channel.updateProgress(total=20_000, current=i)
+    channel.finish(JobStatus.SUCCESS)
+    took = time.perf_counter() - started
+
+    assert took < 0.5  # nothing in the task waited for an answer
+    wait_done(channel, timeout=30)
+    assert girder.log_text() == "".join(f"line {i}\n" for i in range(20_000))
+    assert girder.status == JobStatus.SUCCESS
+
+
 def test_the_whole_log_goes_before_the_final_status(girder):
     reporter, channel = open_channel(girder, interval=30)
     reporter.start(channel)
