@@ -136,3 +136,13 @@ def test_the_api_url_of_the_worker_replaces_the_one_girder_gives(girder, girder_
 
     done = girder.wait_for_status(job["_id"], SUCCESS)
     assert "line 0\n" in log_of(done)
+
+
+def test_a_task_the_worker_does_not_have_ends_the_job_in_error(girder, girder_queue, env_for, start_worker):
+    # Celery discards the message; the job would otherwise wait in QUEUED for ever.
+    start_worker(env_for("rabbitmq"), *on_queue(girder_queue, "solo"))
+
+    job = schedule(girder, girder_queue, "gwtest.not_installed")
+
+    failed = girder.wait_for_status(job["_id"], ERROR)
+    assert "has no task named 'gwtest.not_installed'; is the plugin that has it installed?" in log_of(failed)

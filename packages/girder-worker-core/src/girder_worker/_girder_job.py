@@ -129,8 +129,10 @@ class JobChannel:
         with self._lock:
             if self.final is not None:
                 return
+            # Queued before ``final`` is set: a sender that sees ``final`` sees the status too.
+            if not self._statuses or self._statuses[-1] != status:
+                self._statuses.append(status)
             self.final = status
-        self._queue_status(status)
         self._wake(urgent=True)
 
     def close(self) -> None:

@@ -197,6 +197,19 @@ def _on_revoked(
     _finish(channel, JobStatus.CANCELED)
 
 
+@signals.task_unknown.connect(dispatch_uid="girder_worker.girder.unknown")
+def _on_unknown(sender: Any = None, message: Any = None, name: str | None = None, **kwargs: Any) -> None:
+    # The message is discarded; without this its job would wait in QUEUED for ever.
+    headers = getattr(message, "headers", None) or {}
+    if "jobInfoSpec" not in headers:
+        return
+    channel = _open(SimpleNamespace(**headers), getattr(sender, "app", None))
+    if channel is not None:
+        hostname = getattr(sender, "hostname", None) or "this worker"
+        channel.write(f"girder-worker: {hostname} has no task named {name!r}; is the plugin that has it installed?\n")
+        channel.finish(JobStatus.ERROR)
+
+
 @signals.task_retry.connect(dispatch_uid="girder_worker.girder.retry")
 def _on_retry(request: Any = None, reason: Any = None, **kwargs: Any) -> None:
     channel = getattr(request, "__dict__", {}).get(JOB_MANAGER_ATTR)
