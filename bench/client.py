@@ -129,6 +129,17 @@ class Client:
         self._call(self.fibonacci, (n,), _fib(n), deadline)
         return {"seconds": time.perf_counter() - t0}
 
+    def ops(self) -> dict[str, Any]:
+        """The commands this client answers, by name (a subclass adds its own)."""
+        return {
+            "hello": self.hello,
+            "warmup": self.warmup,
+            "latency": self.latency,
+            "throughput": self.throughput,
+            "fibonacci": self.fibonacci_,
+            "quit": self.quit,
+        }
+
     def quit(self, cmd: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
         # Leave nothing behind in a shared Redis result backend (file results go
         # with their temporary directory).
@@ -143,7 +154,7 @@ class Client:
         return {"results_deleted": deleted}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, client_class: type[Client] = Client) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--side", choices=["ours", "plain"], required=True)
     p.add_argument("--queue", required=True)
@@ -152,15 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task-timeout", type=float, default=120.0)
     args = p.parse_args(argv)
 
-    client = Client(args)
-    ops = {
-        "hello": client.hello,
-        "warmup": client.warmup,
-        "latency": client.latency,
-        "throughput": client.throughput,
-        "fibonacci": client.fibonacci_,
-        "quit": client.quit,
-    }
+    client = client_class(args)
+    ops = client.ops()
     for line in sys.stdin:
         if not line.strip():
             continue

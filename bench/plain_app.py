@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from celery import Celery
+from celery.contrib.abortable import AbortableTask
 
 app = Celery("plain")
 app.conf.update(
@@ -57,3 +59,51 @@ def fibonacci(n):
     if n == 1 or n == 2:
         return 1
     return fibonacci(n - 1) + fibonacci(n - 2)
+
+
+# bench/cancel.py's tasks: the counterparts of bench/gw_bench_tasks.py's, on
+# Celery's own AbortableTask, whose is_aborted() reads the task's state from the
+# result backend.
+
+
+@app.task(bind=True, base=AbortableTask)
+def aborted_read_cost(self, batch, batches):
+    """Time ``batches`` batches of ``batch`` calls of ``self.is_aborted()`` in this run."""
+    per_read, per_loop = [], []
+    seen = False
+    for _ in range(batches):
+        t0 = time.perf_counter_ns()
+        for _ in range(batch):
+            seen = self.is_aborted()
+        t1 = time.perf_counter_ns()
+        for _ in range(batch):
+            seen = False
+        t2 = time.perf_counter_ns()
+        per_read.append((t1 - t0) / batch)
+        per_loop.append((t2 - t1) / batch)
+    return {"per_read_ns": per_read, "loop_ns": per_loop, "seen": seen}
+
+
+@app.task(bind=True, base=AbortableTask)
+def spin_until_aborted(self, marker_dir, timeout):
+    """Loop on ``while not self.is_aborted()`` for at most ``timeout`` seconds.
+
+    Writes ``<marker_dir>/<id>.started`` before the loop and, once it sees the
+    abort, the time it saw it to ``<id>.seen``.
+    """
+    base = os.path.join(marker_dir, self.request.id)
+    _mark(base + ".started", time.time())
+    deadline = time.monotonic() + timeout
+    while not self.is_aborted():
+        if time.monotonic() > deadline:
+            _mark(base + ".timeout", time.time())
+            return None
+    seen = time.time()
+    _mark(base + ".seen", seen)
+    return seen
+
+
+def _mark(path, value):
+    with open(path + ".tmp", "w") as f:
+        f.write(repr(value))
+    os.replace(path + ".tmp", path)

@@ -275,16 +275,20 @@ def ratio(ours: float | None, plain: float | None) -> float | None:
 
 
 class ClientProc:
-    """A ``bench.client`` process for one side, asked one command at a time."""
+    """A ``bench.client`` process for one side, asked one command at a time.
+
+    ``module`` is the client's module: ``bench.client``, or one that extends it
+    (``bench.cancel_client``) and takes the same options.
+    """
 
     def __init__(self, side: str, env: dict[str, str], queue: str, poll: float, args: argparse.Namespace,
-                 log_path: Path) -> None:  # fmt: skip
+                 log_path: Path, module: str = "bench.client") -> None:  # fmt: skip
         self.side = side
         self.timeout = args.phase_timeout + 30
         self.log_path = log_path
         self._err = log_path.open("wb")
         cmd = [
-            sys.executable, "-m", "bench.client", "--side", side, "--queue", queue,
+            sys.executable, "-m", module, "--side", side, "--queue", queue,
             "--poll-interval", str(poll), "--phase-timeout", str(args.phase_timeout),
         ]  # fmt: skip
         self.proc = subprocess.Popen(
