@@ -7,8 +7,11 @@ import atexit
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Intersphinx inventories kept in the repository: the build machine has no internet.
+INVENTORIES = ROOT / "docs" / "_inventories"
 
 
 def _core_version() -> str:
@@ -47,10 +50,18 @@ version = ".".join(release.split(".")[:2])
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
+    "sphinx.ext.intersphinx",
 ]
 
-exclude_patterns = ["_build", "examples"]
+exclude_patterns = ["_build", "examples", "_inventories"]
 nitpicky = False
+
+# Links to Celery's and Python's documentation. The inventories list only the objects
+# these pages refer to; docs/_inventories/build.py writes them from their .txt sources.
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", str(INVENTORIES / "python.inv")),
+    "celery": ("https://docs.celeryq.dev/en/stable", str(INVENTORIES / "celery.inv")),
+}
 
 autodoc_member_order = "bysource"
 napoleon_google_docstring = True
@@ -58,3 +69,10 @@ napoleon_numpy_docstring = False
 
 html_theme = "furo"
 html_title = f"girder-worker {release}"
+
+
+def setup(app: Any) -> dict[str, Any]:
+    # Celery's documentation defines its settings as objects of type "setting", so
+    # :setting:`task_routes` links to Celery's page through the inventory.
+    app.add_crossref_type("setting", "setting")
+    return {"parallel_read_safe": True}

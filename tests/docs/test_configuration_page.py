@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 
 from girder_worker._config import VARIABLES
@@ -41,3 +42,54 @@ def test_invalid_configuration_is_reported_as_documented(run):
         "use one of debug, info, warning, error, critical"
     )
     assert line in PAGE.read_text()
+
+
+SOURCES = sorted(
+    path
+    for package in (ROOT / "packages").iterdir()
+    for path in (package / "src").rglob("*.py")
+    if "templates" not in path.relative_to(package).parts  # the plugin template's Jinja files
+)
+NAME = re.compile(r"GIRDER_WORKER_[A-Z0-9_]*[A-Z0-9]")
+
+
+def variables_read_by_the_code() -> dict[str, list[str]]:
+    """Each GIRDER_WORKER_* name the code passes to a call or a subscript, with where.
+
+    That is how the code reads a variable: ``os.environ.get("GIRDER_WORKER_X")``,
+    ``env["GIRDER_WORKER_X"]``, ``os.getenv(...)``, ``_flag(env, "GIRDER_WORKER_X")``,
+    and how it names one in an error (``ConfigError("GIRDER_WORKER_X", ...)``).
+    """
+    found: dict[str, list[str]] = {}
+    for path in SOURCES:
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                candidates = [*node.args, *(k.value for k in node.keywords)]
+            elif isinstance(node, ast.Subscript):
+                candidates = [node.slice]
+            else:
+                continue
+            for arg in candidates:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and NAME.fullmatch(arg.value):
+                    found.setdefault(arg.value, []).append(f"{path.relative_to(ROOT)}:{arg.lineno}")
+    return found
+
+
+def test_the_scan_finds_the_reads_it_is_meant_to_find():
+    read = variables_read_by_the_code()
+
+    assert "GIRDER_WORKER_BROKER" in read  # env.get("GIRDER_WORKER_BROKER", "")
+    assert "GIRDER_WORKER_STRICT_PLUGINS" in read  # _flag(env, "GIRDER_WORKER_STRICT_PLUGINS")
+
+
+def test_every_variable_the_code_reads_is_in_variables():
+    unlisted = {name: where for name, where in variables_read_by_the_code().items() if name not in VARIABLES}
+
+    assert not unlisted, f"the code reads variables that VARIABLES (and so the docs) leave out: {unlisted}"
+
+
+def test_every_variable_in_variables_is_read_by_the_code():
+    unread = sorted(set(VARIABLES) - set(variables_read_by_the_code()))
+
+    assert not unread, f"VARIABLES lists {', '.join(unread)}, which no code reads"

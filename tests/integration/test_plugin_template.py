@@ -19,7 +19,9 @@ import pytest
 from ..conftest import ROOT, WorkerProcess, clean_env
 
 PACKAGES = ROOT / "packages"
-ANSWERS = ["plugin_name=gw-thumbs", "task_name=make_thumbnail", "author=Ada Lovelace"]
+#: What the plugin template page shows: the plugin these answers make, file for file.
+SHOWN = ROOT / "docs" / "examples" / "gw-squares"
+ANSWERS = ["plugin_name=gw-squares", "task_name=square_values", "author=Ada Lovelace"]
 
 
 class Venv:
@@ -82,35 +84,43 @@ def plugin(venv: Venv, tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = venv.run("girder-worker", "new-plugin", "--no-input", "--output-dir", str(out), *ANSWERS, cwd=out)
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
-        "Created the plugin package gw-thumbs. To test it:\n\n"
-        "  cd gw-thumbs\n"
+        "Created the plugin package gw-squares. To test it:\n\n"
+        "  cd gw-squares\n"
         '  python -m pip install -e ".[test]"\n'
         "  python -m pytest\n"
     )
-    project = out / "gw-thumbs"
+    project = out / "gw-squares"
     venv.install(f"{project}[test]")
     return project
 
 
-def test_the_template_makes_the_documented_files(plugin):
-    files = sorted(str(p.relative_to(plugin)) for p in plugin.rglob("*") if p.is_file())
+def files_of(project: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(project)): p.read_text()
+        for p in sorted(project.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and ".egg-info" not in str(p)
+    }
 
-    assert files == [
+
+def test_the_template_makes_the_files_the_docs_show(plugin):
+    made = files_of(plugin)
+
+    assert sorted(made) == [
         ".gitignore",
         "README.md",
         "pyproject.toml",
-        "src/gw_thumbs/__init__.py",
-        "src/gw_thumbs/tasks.py",
+        "src/gw_squares/__init__.py",
+        "src/gw_squares/tasks.py",
         "tests/conftest.py",
         "tests/test_tasks.py",
     ]
-    assert "class GwThumbsPlugin(GirderWorkerPluginABC):" in (plugin / "src/gw_thumbs/__init__.py").read_text()
-    assert "def make_thumbnail(self, values, seconds_per_value=0.0):" in (plugin / "src/gw_thumbs/tasks.py").read_text()
-    assert "by Ada Lovelace" in (plugin / "README.md").read_text()
+    assert made == files_of(SHOWN), "docs/examples/gw-squares is not what new-plugin makes; regenerate it"
+    assert "class GwSquaresPlugin(GirderWorkerPluginABC):" in made["src/gw_squares/__init__.py"]
+    assert "by Ada Lovelace" in made["README.md"]
 
 
 def test_the_plugin_depends_on_girder_worker_utils_alone(venv, plugin):
-    code = "import importlib.metadata as m, json; print(json.dumps(m.requires('gw-thumbs')))"
+    code = "import importlib.metadata as m, json; print(json.dumps(m.requires('gw-squares')))"
 
     result = venv.run("python", "-c", code, cwd=plugin)
 
@@ -119,8 +129,14 @@ def test_the_plugin_depends_on_girder_worker_utils_alone(venv, plugin):
     assert [r for r in requires if "extra ==" not in r] == ["girder-worker-utils<2,>=1.0.0.dev0"]
 
 
-def test_the_generated_tests_pass(venv, plugin):
-    result = venv.run("python", "-m", "pytest", "-p", "no:cacheprovider", cwd=plugin)
+@pytest.mark.parametrize("conftest", ["as made", "conftest_prefork.py"])
+def test_the_generated_tests_pass(venv, plugin, tmp_path, conftest):
+    project = tmp_path / "project"
+    shutil.copytree(plugin, project, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    if conftest != "as made":  # the testing page's conftest.py
+        shutil.copy(ROOT / "docs" / "examples" / conftest, project / "tests" / "conftest.py")
+
+    result = venv.run("python", "-m", "pytest", "-p", "no:cacheprovider", cwd=project)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
@@ -130,8 +146,8 @@ def test_a_worker_runs_the_generated_task(venv, plugin, tmp_path):
     data = {"GIRDER_WORKER_DATA_DIR": str(tmp_path / "data")}
     listing = venv.run("girder-worker", "plugins", cwd=tmp_path, env=data)
     assert listing.returncode == 0, listing.stderr
-    assert "gw-thumbs\n  entry point:  gw-thumbs = gw_thumbs:GwThumbsPlugin\n" in listing.stdout
-    assert "  tasks:        gw_thumbs.tasks.make_thumbnail\n" in listing.stdout
+    assert "gw-squares\n  entry point:  gw-squares = gw_squares:GwSquaresPlugin\n" in listing.stdout
+    assert "  tasks:        gw_squares.tasks.square_values\n" in listing.stdout
 
     worker = WorkerProcess([], {**venv.env, **data}, tmp_path / "worker.log")
     with worker.log_path.open("wb") as log:
@@ -145,11 +161,11 @@ def test_a_worker_runs_the_generated_task(venv, plugin, tmp_path):
         )
     try:
         worker.wait_ready()
-        assert "  . gw_thumbs.tasks.make_thumbnail" in worker.log
+        assert "  . gw_squares.tasks.square_values" in worker.log
         client = (
             "from girder_worker.app import app\n"
-            "from gw_thumbs.tasks import make_thumbnail\n"
-            "print(make_thumbnail.delay([2, 3]).get(timeout=60))\n"
+            "from gw_squares.tasks import square_values\n"
+            "print(square_values.delay([2, 3]).get(timeout=60))\n"
         )
         result = venv.run("python", "-c", client, cwd=tmp_path, env=data)
     finally:
