@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -48,6 +49,7 @@ __all__ = ["CancelOutcome", "CancelStep", "Control", "cancel"]
 logger = logging.getLogger("girder_worker.cancel")
 
 _REMEMBERED = 100_000
+_SWITCH_INTERVAL = 0.0005
 _TERMINATE_SIGNAL = getattr(signal, "SIGRTMIN", signal.SIGUSR2) + (3 if hasattr(signal, "SIGRTMIN") else 0)
 
 
@@ -192,6 +194,10 @@ class CancelStep(bootsteps.StartStopStep):  # type: ignore[misc]
     def start(self, worker: Any) -> None:
         if threading.current_thread() is threading.main_thread():
             signal.signal(_TERMINATE_SIGNAL, _raise_in_main_thread)
+        if REGISTRY.table is None and sys.getswitchinterval() > _SWITCH_INTERVAL:
+            # In solo and threads pools the task shares the GIL with the listener; a task
+            # busy in Python would hold a cancel back 5 ms (the default) per GIL hand-over.
+            sys.setswitchinterval(_SWITCH_INTERVAL)
         self.listener = threading.Thread(target=self._listen, name="girder-worker-cancel", daemon=True)
         self.listener.start()
 

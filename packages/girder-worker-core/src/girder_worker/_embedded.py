@@ -73,8 +73,11 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
         wanted = f"{queue}.msg"
         folder = self.data_folder_in
         claimed_dir = self.transport_options.get("processing_folder", folder)
-        for name in sorted(os.listdir(folder)):
-            if name.startswith(".") or name.partition(".")[2] != wanted:
+        # Filter before sorting: every idle poll of every consumer lists the folder.
+        suffix = f".{wanted}"
+        mine = [n for n in os.listdir(folder) if n.endswith(suffix) and n.partition(".")[2] == wanted]
+        for name in sorted(mine):
+            if name.startswith("."):
                 continue
             claimed = os.path.join(claimed_dir, name)
             try:

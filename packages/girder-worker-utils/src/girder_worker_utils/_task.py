@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,15 @@ from ._exceptions import TaskCancelled, TaskTerminated
 from ._job import GIRDER_CLIENT_ATTR, GIRDER_OPTIONS, JOB_MANAGER_ATTR, JobManager, move_girder_options
 
 __all__ = ["Task"]
+
+
+class _Current(threading.local):
+    """The cancel flag of the run this thread is executing, if any."""
+
+    flag: Any = None
+
+
+_current = _Current()
 
 #: The request attribute where the worker keeps a run's :class:`CancelFlag`.
 CANCEL_ATTR = "girder_worker_cancel"
@@ -60,15 +70,19 @@ class Task(celery.Task):  # type: ignore[misc]
             return self.run(*args, **kwargs)
         # The worker's tracer (or apply()) is running this task: the top-level call.
         request.__dict__[_STARTED_ATTR] = True
-        if self.cancelled:  # before it began: its Girder job was found cancelled, say
-            self._end_cancelled(request, _reason(request), terminated=False)
+        outer, _current.flag = _current.flag, request.__dict__.get(CANCEL_ATTR)
         try:
-            result = self.run(*args, **kwargs)
-        except (TaskCancelled, TaskTerminated) as exc:
-            self._end_cancelled(request, exc.reason, terminated=isinstance(exc, TaskTerminated))
-        if self.cancelled:
-            self._end_cancelled(request, _reason(request), terminated=False)
-        return result
+            if self.cancelled:  # before it began: its Girder job was found cancelled, say
+                self._end_cancelled(request, _reason(request), terminated=False)
+            try:
+                result = self.run(*args, **kwargs)
+            except (TaskCancelled, TaskTerminated) as exc:
+                self._end_cancelled(request, exc.reason, terminated=isinstance(exc, TaskTerminated))
+            if self.cancelled:
+                self._end_cancelled(request, _reason(request), terminated=False)
+            return result
+        finally:
+            _current.flag = outer
 
     def _end_cancelled(self, request: Any, reason: str, terminated: bool) -> None:
         flag = request.__dict__.get(CANCEL_ATTR)
@@ -85,6 +99,9 @@ class Task(celery.Task):  # type: ignore[misc]
         Once True it stays True for the rest of the run. Outside a running task it
         is False.
         """
+        flag = _current.flag
+        if flag is not None:  # the hot path: a thread-local read and the flag's
+            return bool(flag.is_set())
         request = self.request_stack.top
         if request is None:
             return False
@@ -179,6 +196,8 @@ class Task(celery.Task):  # type: ignore[misc]
             flag = CancelFlag()
             if request is not None:
                 request.__dict__[CANCEL_ATTR] = flag
+                if _STARTED_ATTR in request.__dict__:
+                    _current.flag = flag
         flag.add_callback(callback)
 
 
