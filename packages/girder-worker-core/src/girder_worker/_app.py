@@ -78,6 +78,8 @@ def create_app(config: Config | None = None) -> GirderWorkerApp:
 
     app = GirderWorkerApp("girder_worker", girder_worker_config=config)
     app.conf.update(config.settings)
+    # The built-in tasks; set without reading app.conf, which would finalize it.
+    app.conf.update(imports=(*config.settings.get("imports", ()), "girder_worker.analysis.tasks"))
     app.steps["worker"].add(CancelStep)
     logging.getLogger("girder_worker").setLevel(config.logging_level.upper())
     return app

@@ -33,6 +33,8 @@ VARIABLES: dict[str, str] = {
     "GIRDER_WORKER_REPORT_RETRY_SECONDS": "How long reports wait for an unreachable Girder before "
     "they are dropped (default 600).",
     "GIRDER_WORKER_JOB_LOG_LIMIT": "Characters of a task's output kept in its Girder job log (default 1000000).",
+    "GIRDER_WORKER_ALLOW_PYTHON_MODE": "true lets girder_worker.run execute python-mode scripts taken "
+    "from messages (default false).",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -67,6 +69,7 @@ class Config:
     report_interval: float = 0.5
     report_retry_seconds: float = 600.0
     job_log_limit: int = 1_000_000
+    allow_python_mode: bool = False
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -222,4 +225,5 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         report_interval=_number(env, "GIRDER_WORKER_REPORT_INTERVAL", 0.5, 0.0, "seconds"),
         report_retry_seconds=_number(env, "GIRDER_WORKER_REPORT_RETRY_SECONDS", 600.0, 0.0, "seconds"),
         job_log_limit=int(_number(env, "GIRDER_WORKER_JOB_LOG_LIMIT", 1_000_000, 10_000, "characters")),
+        allow_python_mode=_flag(env, "GIRDER_WORKER_ALLOW_PYTHON_MODE"),
     )

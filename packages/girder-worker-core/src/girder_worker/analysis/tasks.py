@@ -1,0 +1,102 @@
+"""The built-in tasks ``girder_worker.run``, ``girder_worker.convert`` and
+``girder_worker.validators``.
+
+The app imports this module in every worker (``create_app`` names it in Celery's
+``imports``), so the tasks are in every worker's banner. A client may import it
+too, to call ``run.delay(...)``; importing it loads nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery import signals
+
+from girder_worker_utils import task
+
+from . import convert as convert_binding
+from . import registry
+from . import run as run_analysis
+from ._modes import ALLOW_PYTHON_MODE
+
+__all__ = ["convert", "run", "validators"]
+
+logger = logging.getLogger("girder_worker.analysis")
+
+# Keywords the original's tasks took that this one does not need; accepted quietly.
+_LEGACY = frozenset({"jobInfo", "fetch", "status", "write_script", "_tempdir", "_job_manager"})
+_TRUE = ("1", "true", "yes", "on")
+
+
+def allow_python_mode(app: Any) -> bool:
+    """The worker's ``GIRDER_WORKER_ALLOW_PYTHON_MODE`` (read from the app's configuration)."""
+    config = getattr(app, "girder_worker_config", None)
+    if config is not None:
+        return bool(getattr(config, "allow_python_mode", False))
+    return os.environ.get(ALLOW_PYTHON_MODE, "").strip().lower() in _TRUE
+
+
+def _fields(self: Any, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(kwargs) - _LEGACY - {"cleanup"})
+    if unknown:
+        logger.warning("%s ignores the keyword argument(s) %s", name, ", ".join(unknown))
+    request = self.request
+    return {
+        "job_manager": getattr(self, "job_manager", None),
+        "check_cancelled": self.check_cancelled,
+        "girder_api_url": getattr(request, "girder_api_url", None) or getattr(request, "apiUrl", None),
+        "girder_token": getattr(request, "girder_client_token", None),
+        "cleanup": bool(kwargs.get("cleanup", True)),
+    }
+
+
+@task(name="girder_worker.run", bind=True)
+def run(
+    self: Any,
+    task: dict[str, Any],
+    inputs: dict[str, Any] | None = None,
+    outputs: dict[str, Any] | None = None,
+    auto_convert: bool = True,
+    validate: bool = True,
+    **kwargs: Any,
+) -> dict[str, dict[str, Any]]:
+    """Run the analysis ``task`` on ``inputs``; return ``{output id: binding}``.
+
+    See :func:`girder_worker.analysis.run`. ``cleanup=False`` keeps the run's
+    temporary directory; the original's ``jobInfo``, ``fetch``, ``status`` and
+    ``write_script`` are accepted and not needed.
+    """
+    return run_analysis(
+        task,
+        inputs,
+        outputs,
+        auto_convert=auto_convert,
+        validate=validate,
+        allow_python_mode=allow_python_mode(self.app),
+        **_fields(self, "girder_worker.run", kwargs),
+    )
+
+
+@task(name="girder_worker.convert", bind=True)
+def convert(
+    self: Any, type: str, input: dict[str, Any], output: dict[str, Any], validate: bool = True, **kwargs: Any
+) -> dict[str, Any]:
+    """Convert the ``type`` data ``input`` binds to the format of ``output``, and push it there.
+
+    See :func:`girder_worker.analysis.convert`.
+    """
+    return convert_binding(type, input, output, validate, **_fields(self, "girder_worker.convert", kwargs))
+
+
+@task(name="girder_worker.validators")
+def validators(type: str | None = None, format: str | None = None) -> list[dict[str, Any]]:
+    """The registered formats matching ``type`` and ``format`` (``None`` matches any)."""
+    return registry.validators(type, format)
+
+
+@signals.worker_init.connect(dispatch_uid="girder_worker.analysis.load")
+def _load_extensions(**kwargs: Any) -> None:
+    # At start-up, so a broken extension is reported then, and prefork children inherit the result.
+    registry.ensure_loaded()
