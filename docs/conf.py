@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import atexit
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,13 @@ copyright = "girder-worker developers"
 release = _core_version()
 version = ".".join(release.split(".")[:2])
 
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.intersphinx",
+    "analysis_formats",  # docs/_ext: the built-in analysis formats table
 ]
 
 exclude_patterns = ["_build", "examples", "_inventories"]

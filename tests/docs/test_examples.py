@@ -155,6 +155,13 @@ def test_examples_are_shown_on_the_site():
 def test_every_example_has_a_test():
     # The files the tests above run; a new example needs a test of its own.
     tested = {
+        "analysis_plugin.py",
+        "analysis_plugin_output.txt",
+        "analysis_workflow.json",
+        "builtin_client.py",
+        "builtin_client_output.txt",
+        "builtin_convert.py",
+        "builtin_convert_output.txt",
         "cancel_client.py",
         "cancellable_tasks.py",
         "config_update.py",
