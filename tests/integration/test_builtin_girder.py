@@ -1,0 +1,81 @@
+"""Girder schedules ``girder_worker.run`` the way its worker plugin always has: a
+``worker_handler`` job with no ``celeryTaskName`` and kwargs ``{task, inputs,
+outputs}``. Our worker runs it against the real Girder 5.0.21, passing through the
+worker statuses, and pushes the outputs to a Girder item and to an HTTP endpoint."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from girder_client import GirderClient
+
+from ..http_endpoint import http_endpoint_fixture  # noqa: F401  (the http_endpoint fixture)
+from .girder_jobs import QUEUED, RUNNING, SUCCESS, girder_queue_fixture, history, log_of  # noqa: F401
+from .girder_server import CONVERTING_OUTPUT, FETCHING_INPUT, PUSHING_OUTPUT, GirderServer
+
+TASK = {
+    "name": "append and count",
+    "mode": "python",
+    "script": "print(f'{len(a)} rows from Girder')\nc = a + b\nn = len(c)\n",
+    "inputs": [
+        {"name": "a", "type": "table", "format": "objectlist"},
+        {"name": "b", "type": "table", "format": "objectlist"},
+    ],
+    "outputs": [
+        {"name": "c", "type": "table", "format": "objectlist"},
+        {"name": "n", "type": "integer", "format": "integer"},
+    ],
+}
+
+
+def girder_client(girder: GirderServer) -> GirderClient:
+    client = GirderClient(apiUrl=girder.api_url)
+    client.setToken(girder.token)
+    if not client.get("assetstore"):  # the test server starts without one
+        root = girder.run_dir / "assetstore"
+        root.mkdir(exist_ok=True)
+        client.post("assetstore", {"name": "test", "type": 0, "root": str(root)})
+    return client
+
+
+def test_girder_runs_an_analysis_job_in_the_originals_shape(girder, girder_queue, env_for, start_worker, http_endpoint):
+    client = girder_client(girder)
+    folder = next(client.listFolder(girder.user_id, parentFolderType="user", name="Private"))
+    data = b"x,y\n1,2\n3,4\n"
+    uploaded = client.uploadStreamToFolder(folder["_id"], io.BytesIO(data), "a.csv", len(data))
+    results = client.createItem(folder["_id"], f"results {girder_queue}")
+    where = {"mode": "girder", "api_url": girder.api_url, "token": girder.token}
+    kwargs = {
+        "task": TASK,
+        "inputs": {
+            "a": {**where, "id": uploaded["_id"], "resource_type": "file", "format": "csv"},
+            "b": {"format": "objectlist", "data": [{"x": 5, "y": 6}]},
+        },
+        "outputs": {
+            "c": {**where, "parent_type": "item", "parent_id": results["_id"], "name": "c.csv", "format": "csv"},
+            "n": {"mode": "http", "method": "PUT", "url": http_endpoint.url + "/count", "format": "json"},
+        },
+    }
+    start_worker(
+        {**env_for("rabbitmq"), "GIRDER_WORKER_ALLOW_PYTHON_MODE": "true"}, "-P", "solo", "-Q", girder_queue, plugins=()
+    )
+
+    job = girder.create_job(
+        title="analysis", type="gw-analysis", kwargs=kwargs, otherFields={"celeryQueue": girder_queue}
+    )
+    assert girder.schedule(job["_id"])["status"] == QUEUED
+    done = girder.wait_for_status(job["_id"], SUCCESS, timeout=60)
+
+    assert history(done) == [QUEUED, RUNNING, FETCHING_INPUT, RUNNING, CONVERTING_OUTPUT, PUSHING_OUTPUT, SUCCESS]
+    assert "2 rows from Girder\n" in log_of(done)
+    # Five stages: two inputs, the script, two outputs. (Only the scale is checked: the reporter may send
+    # SUCCESS before the last progress update.)
+    assert done["progress"]["total"] == 5.0
+    [pushed] = client.listFile(results["_id"])
+    assert pushed["name"] == "c.csv"
+    content = io.BytesIO()
+    client.downloadFile(pushed["_id"], content)
+    assert content.getvalue() == b"x,y\n1,2\n3,4\n5,6\n"
+    [put] = [r for r in http_endpoint.received if r.path == "/count"]
+    assert (put.method, json.loads(put.body)) == ("PUT", 3)
