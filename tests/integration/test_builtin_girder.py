@@ -1,7 +1,9 @@
 """Girder schedules ``girder_worker.run`` the way its worker plugin always has: a
 ``worker_handler`` job with no ``celeryTaskName`` and kwargs ``{task, inputs,
 outputs}``. Our worker runs it against the real Girder 5.0.21, passing through the
-worker statuses, and pushes the outputs to a Girder item and to an HTTP endpoint."""
+worker statuses, and pushes the outputs to a Girder item and to an HTTP endpoint.
+A task published with a Girder URL and token uses them for ``girder`` bindings that
+name none."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from girder_client import GirderClient
 from ..http_endpoint import http_endpoint_fixture  # noqa: F401  (the http_endpoint fixture)
 from .girder_jobs import QUEUED, RUNNING, SUCCESS, girder_queue_fixture, history, log_of  # noqa: F401
 from .girder_server import CONVERTING_OUTPUT, FETCHING_INPUT, PUSHING_OUTPUT, GirderServer
+from .test_girder_publish import the_job_of
 
 TASK = {
     "name": "append and count",
@@ -79,3 +82,37 @@ def test_girder_runs_an_analysis_job_in_the_originals_shape(girder, girder_queue
     assert content.getvalue() == b"x,y\n1,2\n3,4\n5,6\n"
     [put] = [r for r in http_endpoint.received if r.path == "/count"]
     assert (put.method, json.loads(put.body)) == ("PUT", 3)
+
+
+def test_girder_bindings_default_to_the_url_and_token_the_task_was_sent_with(
+    girder, girder_queue, env_for, start_worker, client_app
+):
+    client = girder_client(girder)
+    folder = next(client.listFolder(girder.user_id, parentFolderType="user", name="Private"))
+    data = b"x\n1\n2\n"
+    uploaded = client.uploadStreamToFolder(folder["_id"], io.BytesIO(data), "x.csv", len(data))
+    env = env_for("rabbitmq")
+    start_worker(env, "-P", "solo", "-Q", girder_queue, plugins=())
+    app = client_app(env)
+    app.conf.task_default_queue = girder_queue
+    from girder_worker.analysis.tasks import convert
+
+    result = convert.apply_async(
+        [
+            "table",
+            {"mode": "girder", "id": uploaded["_id"], "format": "csv"},
+            {"mode": "girder", "parent_id": folder["_id"], "name": "x.json", "format": "objectlist.json"},
+        ],
+        girder_api_url=girder.api_url,
+        girder_client_token=girder.token,
+    )
+
+    pushed = result.get(timeout=60)
+    assert pushed["name"] == "x.json"
+    assert "token" not in pushed
+    content = io.BytesIO()
+    client.downloadFile(pushed["file_id"], content)
+    assert json.loads(content.getvalue()) == [{"x": 1}, {"x": 2}]
+    # Publishing with a Girder URL and token made a celery_handler job; it shows the stages too.
+    job = girder.wait_for_status(the_job_of(girder, result.id)["_id"], SUCCESS)
+    assert history(job) == [RUNNING, FETCHING_INPUT, RUNNING, CONVERTING_OUTPUT, PUSHING_OUTPUT, SUCCESS]
