@@ -3,7 +3,7 @@
 
 The app imports this module in every worker (``create_app`` names it in Celery's
 ``imports``), so the tasks are in every worker's banner. A client may import it
-too, to call ``run.delay(...)``; importing it loads nothing else.
+too, to call ``run.delay(...)``; importing it runs no plugin or entry point.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from celery import signals
 
 from girder_worker_utils import task
 
+from .._config import _flag
 from . import convert as convert_binding
 from . import registry
 from . import run as run_analysis
@@ -27,15 +28,14 @@ logger = logging.getLogger("girder_worker.analysis")
 
 # Keywords the original's tasks took that this one does not need; accepted quietly.
 _LEGACY = frozenset({"jobInfo", "fetch", "status", "write_script", "_tempdir", "_job_manager"})
-_TRUE = ("1", "true", "yes", "on")
 
 
 def allow_python_mode(app: Any) -> bool:
     """The worker's ``GIRDER_WORKER_ALLOW_PYTHON_MODE`` (read from the app's configuration)."""
     config = getattr(app, "girder_worker_config", None)
     if config is not None:
-        return bool(getattr(config, "allow_python_mode", False))
-    return os.environ.get(ALLOW_PYTHON_MODE, "").strip().lower() in _TRUE
+        return bool(config.allow_python_mode)
+    return _flag(os.environ, ALLOW_PYTHON_MODE)  # a plain Celery app running these tasks
 
 
 def _fields(self: Any, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
