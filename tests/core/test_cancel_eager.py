@@ -64,3 +64,19 @@ def test_celery_revoke_is_recorded_durably(eager_app, tmp_path):
     store = store_for(eager_app)
     assert isinstance(store, FileCancelStore)
     assert task_id in store.recent()
+
+
+def test_an_error_raised_after_the_cancel_still_ends_revoked(eager_app):
+    @eager_app.task(bind=True, shared=False)
+    def breaks_on_the_way_out(self):
+        while not self.cancelled:
+            time.sleep(0.005)
+        raise OSError("the half-written output file is gone")
+
+    task_id = str(uuid.uuid4())
+    runner = threading.Thread(target=lambda: breaks_on_the_way_out.apply_async(task_id=task_id))
+    runner.start()
+    time.sleep(0.2)
+    cancel(task_id, app=eager_app)
+    runner.join(timeout=10)
+    assert eager_app.AsyncResult(task_id).state == "REVOKED"

@@ -48,9 +48,7 @@ def test_a_task_gets_a_girder_client_for_its_girder(start_worker, girder, tmp_pa
     start_worker(worker_env(tmp_path), "-P", "solo", "-I", "girder_tasks", plugins=())
     app = create_app(read_config(broker_env("embedded", tmp_path / "data")))
     try:
-        result = app.send_task(
-            "girder_tasks.whoami", girder_api_url=girder.api_url, girder_client_token=girder.token
-        )
+        result = app.send_task("girder_tasks.whoami", girder_api_url=girder.api_url, girder_client_token=girder.token)
         assert result.get(timeout=60) == girder.login
     finally:
         app.close()

@@ -100,6 +100,12 @@ class Transport(filesystem.Transport):  # type: ignore[misc]
     # The URL is only "filesystem://": the folders come from the transport options.
     can_parse_url = True
 
+    def drain_events(self, connection: Any, timeout: float | None = None) -> Any:  # type: ignore[override]
+        # Celery's loop for transports without an event loop waits up to 2 s here
+        # before it looks at a shutdown request; a worker would take that long to
+        # start stopping after Ctrl-C.
+        return super().drain_events(connection, timeout=None if timeout is None else min(timeout, 0.2))
+
     def as_uri(self, uri: str, include_password: bool = False, mask: str = "**") -> str:
         options = self.client.transport_options if self.client is not None else {}
         folder = options.get("data_folder_in", "")

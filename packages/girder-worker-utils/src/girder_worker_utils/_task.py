@@ -78,6 +78,10 @@ class Task(celery.Task):  # type: ignore[misc]
                 result = self.run(*args, **kwargs)
             except (TaskCancelled, TaskTerminated) as exc:
                 self._end_cancelled(request, exc.reason, terminated=isinstance(exc, TaskTerminated))
+            except Exception:
+                if self.cancelled:  # what a cancelled task raises on its way out is not a failure
+                    self._end_cancelled(request, _reason(request), terminated=False)
+                raise
             if self.cancelled:
                 self._end_cancelled(request, _reason(request), terminated=False)
             return result
