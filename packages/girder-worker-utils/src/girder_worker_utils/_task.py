@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +19,9 @@ from ._exceptions import TaskCancelled, TaskTerminated
 from ._job import GIRDER_CLIENT_ATTR, GIRDER_OPTIONS, JOB_MANAGER_ATTR, JobManager, move_girder_options
 
 __all__ = ["Task"]
+
+
+_log = logging.getLogger("girder_worker.task")
 
 
 class _Current(threading.local):
@@ -80,6 +85,12 @@ class Task(celery.Task):  # type: ignore[misc]
                 self._end_cancelled(request, exc.reason, terminated=isinstance(exc, TaskTerminated))
             except Exception:
                 if self.cancelled:  # what a cancelled task raises on its way out is not a failure
+                    _log.warning(
+                        "%s[%s] raised after it was cancelled; it ends cancelled:\n%s",
+                        self.name,
+                        request.id,
+                        traceback.format_exc(),
+                    )
                     self._end_cancelled(request, _reason(request), terminated=False)
                 raise
             if self.cancelled:
