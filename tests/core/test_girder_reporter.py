@@ -108,6 +108,44 @@ def test_the_whole_log_goes_before_the_final_status(girder):
     assert girder.log_text() == "first\nlast words\n"
 
 
+def test_what_is_written_while_a_status_is_sent_goes_before_the_final_status(girder):
+    reporter, channel = open_channel(girder, interval=30)
+    reporter.start(channel)
+    girder.delay = 0.2  # FETCHING_INPUT is still on its way when the task writes and finishes
+
+    channel.updateStatus(JobStatus.FETCHING_INPUT)
+    time.sleep(0.1)
+    channel.write("last line\n")
+    channel.updateProgress(total=5, current=5, message="done")
+    channel.finish(JobStatus.SUCCESS)
+    wait_done(channel)
+
+    assert girder.status == JobStatus.SUCCESS  # by way of RUNNING: worker_handler has no FETCHING_INPUT -> SUCCESS
+    assert girder.log_text() == "last line\n"
+    assert girder.progress == {"progressTotal": "5", "progressCurrent": "5", "progressMessage": "done"}
+    updates = [i for i, r in enumerate(girder.requests) if "log" in r.form or "progressMessage" in r.form]
+    success = str(int(JobStatus.SUCCESS))
+    first_success = next(i for i, r in enumerate(girder.requests) if r.form.get("status") == success)
+    assert updates
+    assert max(updates) < first_success
+
+
+def test_a_final_status_the_task_sets_itself_waits_for_the_end_of_the_log(girder):
+    reporter, channel = open_channel(girder, interval=30)
+    reporter.start(channel)
+
+    channel.updateStatus(JobStatus.SUCCESS)
+    time.sleep(0.3)  # the sender has long seen it
+    channel.write("written after it\n")
+    channel.write("an unfinished line")  # held back until the end
+    channel.finish(JobStatus.SUCCESS)
+    wait_done(channel)
+
+    assert girder.statuses() == [JobStatus.RUNNING, JobStatus.SUCCESS]
+    assert girder.log_text() == "written after it\nan unfinished line"
+    assert "log" in girder.requests[-2].form
+
+
 def test_success_on_a_canceling_job_ends_canceled(girder):
     reporter, channel = open_channel(girder)
     reporter.start(channel)

@@ -72,9 +72,9 @@ def test_girder_runs_an_analysis_job_in_the_originals_shape(girder, girder_queue
 
     assert history(done) == [QUEUED, RUNNING, FETCHING_INPUT, RUNNING, CONVERTING_OUTPUT, PUSHING_OUTPUT, SUCCESS]
     assert "2 rows from Girder\n" in log_of(done)
-    # Five stages: two inputs, the script, two outputs. (Only the scale is checked: the reporter may send
-    # SUCCESS before the last progress update.)
-    assert done["progress"]["total"] == 5.0
+    # Five stages: two inputs, the script, two outputs; the last progress update reaches Girder before SUCCESS.
+    progress = {key: done["progress"].get(key) for key in ("current", "total", "message")}
+    assert progress == {"current": 5.0, "total": 5.0, "message": "done"}
     [pushed] = client.listFile(results["_id"])
     assert pushed["name"] == "c.csv"
     content = io.BytesIO()

@@ -60,7 +60,8 @@ class JobChannel:
         self._progress: dict[str, str] = {}
         self._progress_version = 0
         self._progress_sent = 0
-        self._statuses: deque[JobStatus] = deque()
+        self._statuses: deque[JobStatus] = deque()  # queued by the task
+        self._ready: deque[JobStatus] = deque()  # to send: what was written before them has been sent
         self.final: JobStatus | None = None
         self.closing = False
         self._urgent = False
@@ -107,7 +108,10 @@ class JobChannel:
             self._wake(urgent=forceFlush)
 
     def updateStatus(self, status: int) -> None:  # noqa: N802
-        """Move the job to ``status`` once the log written so far is sent."""
+        """Move the job to ``status`` once the log and progress written so far are sent.
+
+        A final status (SUCCESS, say) waits for the end of the run: all of the log goes first.
+        """
         self._queue_status(JobStatus(status))
         self._wake(urgent=True)
 
@@ -159,18 +163,26 @@ class JobChannel:
         delivered is sent again by the next call.
         """
         timeout = timeout or self.settings.timeout
-        ending = self.final is not None or self.closing
-        urgent = ending or self._urgent or bool(self._statuses)
+        urgent = self.final is not None or self.closing or self._urgent or bool(self._statuses or self._ready)
         due = self.last_put + self.settings.interval
         if not urgent and time.monotonic() < due:
             return due
         self._urgent = False
+        # Statuses a failed pump left: the log and progress written before them went already.
+        self._send_statuses(http, timeout)
+        covered, ending, flushed = 0, False, False
         while not self.done:
+            # Read before the log is looked at: once it has nothing left, everything
+            # written before these statuses were queued has been sent.
+            with self._lock:
+                covered = len(self._statuses)
+                ending = self.final is not None or self.closing
             entry = self.log.stage(final=ending)
             with self._lock:
                 version = self._progress_version
                 progress = dict(self._progress) if version != self._progress_sent else None
             if entry is None and progress is None:
+                flushed = True
                 break
             data = dict(progress or {})
             if entry is not None:
@@ -190,20 +202,21 @@ class JobChannel:
                 break
         if self.done:
             return None
-        if not urgent or (self.final is not None and not ending):
-            # A status came while this pump sent less than all of the log: again, at once.
-            if self._statuses:
-                return time.monotonic()
-        else:
+        if flushed and covered:
+            with self._lock:
+                for _ in range(covered):
+                    if self._statuses[0].is_final and not ending:
+                        break  # a final status waits for the final flush, at finish() or close()
+                    self._ready.append(self._statuses.popleft())
             self._send_statuses(http, timeout)
             if self.done:
                 return None
-            if self.final is not None and not self._statuses:
-                self.done = True
-                return None
-            if self.closing and not self.log.has_output():
-                self.done = True
-                return None
+        if self._statuses and (not self._statuses[0].is_final or self.final is not None or self.closing):
+            # Queued while this pump sent: their log and progress go first, at once.
+            return time.monotonic()
+        if flushed and ending and (self.final is not None or not self.log.has_output()):
+            self.done = True
+            return None
         if self.log.sendable() or self._progress_version != self._progress_sent:
             return self.last_put + self.settings.interval
         return None
@@ -218,20 +231,20 @@ class JobChannel:
 
     def _send_statuses(self, http: Http, timeout: Any) -> None:
         resolutions = 0
-        while self._statuses and not self.done:
-            target = self._statuses[0]
+        while self._ready and not self.done:
+            target = self._ready[0]
             code, body = self._call(http, {"status": str(int(target))}, timeout)
             if code == 200:
-                self._statuses.popleft()
+                self._ready.popleft()
             elif code == 400 and isinstance(body, dict) and body.get("field") == "status":
                 resolutions += 1
                 if resolutions > _MAX_RESOLUTIONS:
-                    self._statuses.popleft()
+                    self._ready.popleft()
                 else:
                     self._resolve(http, target, timeout)
             elif not self._gone(code, body):
                 self._warn_once("status", "job %s: Girder rejected status %s (HTTP %s)", target.name, code)
-                self._statuses.popleft()
+                self._ready.popleft()
 
     def _resolve(self, http: Http, target: JobStatus, timeout: Any) -> None:
         """Girder refused ``target`` as a transition: find out why and do what fits."""
@@ -240,24 +253,24 @@ class JobChannel:
         if current is None:
             if not self._gone(code, job):
                 self._warn_once("status", "cannot read the status of job %s (HTTP %s)", code)
-                self._statuses.popleft()
+                self._ready.popleft()
             return
         handler = job.get("handler") if isinstance(job, dict) else None
         if target == JobStatus.RUNNING and (current == JobStatus.CANCELING or current.is_final):
-            self._statuses.popleft()
+            self._ready.popleft()
             self._girder_cancelled()
         elif target in (JobStatus.SUCCESS, JobStatus.ERROR) and current == JobStatus.CANCELING:
-            self._statuses[0] = JobStatus.CANCELED
+            self._ready[0] = JobStatus.CANCELED
         elif current == target or current.is_final:
             if current != target:
                 logger.info("job %s already ended %s in Girder; not reporting %s", self.spec.job_id, current.name,
                             target.name)  # fmt: skip
-            self._statuses.popleft()
+            self._ready.popleft()
         else:
             path = JobStatus.transition_path(current, target, handler)
-            self._statuses.popleft()
+            self._ready.popleft()
             if path:
-                self._statuses.extendleft(reversed(path))
+                self._ready.extendleft(reversed(path))
             else:
                 self._warn_once("status", "Girder does not let job %s go from %s to %s", current.name, target.name)
 
