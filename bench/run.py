@@ -221,7 +221,7 @@ def worker_cmd(side: str, pool: str, concurrency: int, queue: str, node: str) ->
 
 # Queues a girder-worker worker declares for itself, bound to Celery's control
 # exchange, which outlive the worker; the benchmark removes its workers' ones.
-OWN_WORKER_QUEUES = ("girder_worker.cancel.{node}",)
+OWN_WORKER_QUEUES = ("{node}.girder_worker.cancel",)
 CONTROL_EXCHANGE = "celery.pidbox"
 
 

@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 __all__ = ["GirderUnavailable", "Http", "JobSpec", "ReportSettings", "rewrite_api_url"]
 
 
@@ -25,12 +23,16 @@ class Http:
     """Form-encoded REST calls on one ``requests`` session (one per thread)."""
 
     def __init__(self) -> None:
+        import requests  # here, not at import: it costs a worker without Girder jobs 0.1 s to start
+
+        self._requests = requests
         self.session = requests.Session()
 
     def call(
         self, method: str, url: str, headers: Mapping[str, str], data: Mapping[str, str] | None, timeout: Any
     ) -> tuple[int, Any]:
         """Return ``(HTTP status, decoded JSON or None)``; raise :class:`GirderUnavailable`."""
+        requests = self._requests
         try:
             response = self.session.request(method, url, headers=dict(headers), data=data, timeout=timeout)
         except requests.Timeout:

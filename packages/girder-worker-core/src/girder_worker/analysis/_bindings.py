@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import requests
-
 from ._context import BindingContext
 from ._errors import AnalysisError, InvalidSpec
 
 if TYPE_CHECKING:
+    import requests
+
     from ._registry import Registry
 
 __all__ = ["as_data", "public_binding", "register", "to_bytes"]
@@ -108,6 +108,8 @@ def fetch_http(binding: Mapping[str, Any], context: BindingContext) -> Any:
     url = required(binding, "url", context.what, "the URL to fetch")
     method = str(binding.get("method") or "GET").upper()
     limit = binding.get("maxSize")
+    import requests  # on first use: it adds 0.1 s to every worker's start
+
     try:
         response = requests.request(
             method,
@@ -143,6 +145,8 @@ def _limited(response: requests.Response, limit: Any, url: str, what: str) -> It
 def push_http(binding: Mapping[str, Any], data: Any, context: BindingContext) -> dict[str, Any]:
     url = required(binding, "url", context.what, "the URL to send the output to")
     method = str(binding.get("method") or "POST").upper()
+    import requests
+
     with open_data(data) as (stream, size):
         headers = {"Content-Length": str(size), **(binding.get("headers") or {})}
         try:
