@@ -32,18 +32,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import json
 import os
 import platform
-import shutil
-import signal
 import socket
 import statistics
 import sys
 import tempfile
-import time
-import uuid
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -57,21 +51,19 @@ from bench.run import (  # noqa: E402
     COMMON_WORKER_OPTS,
     OWN_WORKER_QUEUES,
     POOLS,
-    PORTS,
     RABBITMQ_BACKEND,
     RABBITMQ_URL,
     REDIS_BROKER_URL,
-    RESULTS_DIR,
     SIDES,
     ClientProc,
     delete_queues,
+    drive,
     embedded_poll_interval,
     git_state,
     load_average,
     log,
     percentile,
     ratio,
-    reachable,
     running,
     side_env,
     source_digest,
@@ -457,75 +449,18 @@ def _empty(broker: str, pool: str, error: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    # On SIGTERM, unwind through the finally blocks that stop the workers.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    now = dt.datetime.now()
-    started = now.isoformat(timespec="seconds")
-    run_id = f"{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
-    t_start = time.monotonic()
-    load_at_start = load_average()
-    code_at_start = (git_state(), source_digest())
-    print(preamble(args, started), flush=True)
-    work = Path(tempfile.mkdtemp(prefix="gwcancel-"))
-    records: list[dict[str, Any]] = []
-    try:
-        index = 0
-        for broker in args.broker_list:
-            missing = [port for port in PORTS.get(broker, []) if not reachable(port)]
-            for pool in args.pool_list:
-                if missing:
-                    record = _empty(broker, pool, f"nothing listens on 127.0.0.1 port(s) {missing}; skipped")
-                else:
-                    log(f"{broker} / {pool}")
-                    try:
-                        record = run_config(broker, pool, index, args, run_id, work)
-                    except Exception as exc:
-                        log(f"{broker} / {pool} failed: {exc}")
-                        record = _empty(broker, pool, str(exc))
-                    index += 1
-                record["summary"] = summarize(record)
-                records.append(record)
-                print("\n" + table(record, args), flush=True)
-    finally:
-        if args.keep_logs:
-            log(f"logs and data directories kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-
-    print("\n" + overview(records, args), flush=True)
-    code_at_end = (git_state(), source_digest())
-    if code_at_end[1] != code_at_start[1]:
-        print(
-            f"\nWARNING: the sources under packages/ changed during the run (now {code_at_end[0]}, "
-            f"sources {code_at_end[1]}): later configurations may have run other code than earlier ones",
-            flush=True,
-        )
-    met = [g["met"] for r in records for g in r["summary"]["goals"]]
-    elapsed = time.monotonic() - t_start
-    print(
-        f"\ngoals met: {sum(1 for m in met if m)} of {len(met)} "
-        f"({sum(1 for m in met if m is None)} not measured); total time {elapsed:.0f}s; "
-        f"load average at start {load_at_start}, at end {load_average()}",
-        flush=True,
+    return drive(
+        parse_args(argv),
+        name="cancel",
+        preamble=preamble,
+        run_config=run_config,
+        empty=_empty,
+        summarize=summarize,
+        table=table,
+        goals_met=lambda records: [g["met"] for r in records for g in r["summary"]["goals"]],
+        payload={"calls": CALLS},
+        overview=overview,
     )
-    if not args.no_json:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        out = RESULTS_DIR / f"cancel-{now:%Y%m%dT%H%M%S}.json"
-        payload = {
-            "started": started,
-            "seconds": elapsed,
-            "args": vars(args),
-            "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
-            "code": {"start": list(code_at_start), "end": list(code_at_end)},
-            "load_average": {"start": load_at_start, "end": load_average()},
-            "versions": {d: version(d) for d in ("celery", "kombu", "girder-worker-core", "girder-worker-utils")},
-            "calls": CALLS,
-            "results": records,
-        }
-        out.write_text(json.dumps(payload, indent=2))
-        print(f"results written to {out.relative_to(ROOT)}", flush=True)
-    return 0 if all(r.get("error") is None for r in records) else 1
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 from queue import Empty, Queue
@@ -633,8 +633,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def drive(
+    args: argparse.Namespace,
+    *,
+    name: str,
+    preamble: Callable[[argparse.Namespace, str], str],
+    run_config: Callable[..., dict[str, Any]],
+    empty: Callable[[str, str, str], dict[str, Any]],
+    summarize: Callable[[dict[str, Any]], dict[str, Any]],
+    table: Callable[[dict[str, Any], argparse.Namespace], str],
+    goals_met: Callable[[list[dict[str, Any]]], list[bool | None]],
+    payload: dict[str, Any],
+    overview: Callable[[list[dict[str, Any]], argparse.Namespace], str] | None = None,
+) -> int:
+    """Run ``run_config`` for every broker and pool, print each table, the goals met, and
+    write the JSON results (``bench/results/<name-><timestamp>.json``): the part every
+    benchmark of girder-worker against plain Celery shares."""
     # On SIGTERM, unwind through the finally blocks that stop the workers.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     now = dt.datetime.now()
@@ -644,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = load_average()
     code_at_start = (git_state(), source_digest())
     print(preamble(args, started), flush=True)
-    work = Path(tempfile.mkdtemp(prefix="gwbench-"))
+    work = Path(tempfile.mkdtemp(prefix=f"gw{name or 'bench'}-"))
     records: list[dict[str, Any]] = []
     try:
         index = 0
@@ -652,16 +666,14 @@ def main(argv: list[str] | None = None) -> int:
             missing = [port for port in PORTS.get(broker, []) if not reachable(port)]
             for pool in args.pool_list:
                 if missing:
-                    record = {"broker": broker, "pool": pool, "sides": {s: {"starts_s": []} for s in SIDES}}
-                    record["error"] = f"nothing listens on 127.0.0.1 port(s) {missing}; skipped"
+                    record = empty(broker, pool, f"nothing listens on 127.0.0.1 port(s) {missing}; skipped")
                 else:
                     log(f"{broker} / {pool}")
                     try:
                         record = run_config(broker, pool, index, args, run_id, work)
                     except Exception as exc:
                         log(f"{broker} / {pool} failed: {exc}")
-                        record = {"broker": broker, "pool": pool, "error": str(exc)}
-                        record["sides"] = {s: {"starts_s": []} for s in SIDES}
+                        record = empty(broker, pool, str(exc))
                     index += 1
                 record["summary"] = summarize(record)
                 records.append(record)
@@ -672,6 +684,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
+    if overview is not None:
+        print("\n" + overview(records, args), flush=True)
     code_at_end = (git_state(), source_digest())
     if code_at_end[1] != code_at_start[1]:
         print(
@@ -679,31 +693,49 @@ def main(argv: list[str] | None = None) -> int:
             f"sources {code_at_end[1]}): later configurations may have run other code than earlier ones",
             flush=True,
         )
-    met = [r["summary"]["goals"][k] for r in records for k, *_ in GOALS]
+    met = goals_met(records)
     elapsed = time.monotonic() - t_start
     print(
         f"\ngoals met: {sum(1 for m in met if m)} of {len(met)} "
         f"({sum(1 for m in met if m is None)} not measured); total time {elapsed:.0f}s; "
-        f"load average at end {load_average()}",
+        f"load average at start {load_at_start}, at end {load_average()}",
         flush=True,
     )
     if not args.no_json:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        out = RESULTS_DIR / f"{now:%Y%m%dT%H%M%S}.json"
-        payload = {
+        out = RESULTS_DIR / f"{name + '-' if name else ''}{now:%Y%m%dT%H%M%S}.json"
+        document = {
             "started": started,
             "seconds": elapsed,
-            "args": {k: v for k, v in vars(args).items()},
+            "args": vars(args),
             "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
             "code": {"start": list(code_at_start), "end": list(code_at_end)},
             "load_average": {"start": load_at_start, "end": load_average()},
             "versions": {d: version(d) for d in ("celery", "kombu", "girder-worker-core", "girder-worker-utils")},
-            "goals": [{"key": k, "text": t, "bound": b} for k, t, _, b in GOALS],
+            **payload,
             "results": records,
         }
-        out.write_text(json.dumps(payload, indent=2))
+        out.write_text(json.dumps(document, indent=2))
         print(f"results written to {out.relative_to(ROOT)}", flush=True)
     return 0 if all(r.get("error") is None for r in records) else 1
+
+
+def _empty(broker: str, pool: str, error: str) -> dict[str, Any]:
+    return {"broker": broker, "pool": pool, "error": error, "sides": {s: {"starts_s": []} for s in SIDES}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return drive(
+        parse_args(argv),
+        name="",
+        preamble=preamble,
+        run_config=run_config,
+        empty=_empty,
+        summarize=summarize,
+        table=table,
+        goals_met=lambda records: [r["summary"]["goals"][k] for r in records for k, *_ in GOALS],
+        payload={"goals": [{"key": k, "text": t, "bound": b} for k, t, _, b in GOALS]},
+    )
 
 
 if __name__ == "__main__":
