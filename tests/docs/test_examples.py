@@ -166,6 +166,7 @@ def test_every_example_has_a_test():
         "cancellable_tasks.py",
         "config_update.py",
         "conftest_prefork.py",
+        "delivery_tasks.py",
         "demo_output.txt",
         "eager_fibonacci.py",
         "girder_publish.py",
@@ -209,3 +210,44 @@ def test_cancellable_tasks_example_behaves_as_documented(tmp_path):
     app.set_current()
     assert cancellable_tasks.smooth.delay([1, 2, 3]).get() == [2, 4, 6]
     assert cancellable_tasks.simulate.cancel_grace_period == 120
+
+
+def test_delivery_tasks_example_behaves_as_documented(start_worker, tmp_path):
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    from girder_worker._app import create_app
+    from girder_worker._config import read_config
+
+    from ..conftest import broker_env
+    from ..integration.conftest import close_app
+
+    env = {**broker_env("embedded", tmp_path / "data"), "PYTHONPATH": str(EXAMPLES)}
+    worker = start_worker(env, "-P", "prefork", "-c", "2", "--include", "delivery_tasks", plugins=())
+    app = create_app(read_config(env))
+    ledger = tmp_path / "ledger.txt"
+    try:
+        tiles = app.send_task("delivery_tasks.render_tiles", args=["slide7", str(tmp_path)])
+        charge = app.send_task("delivery_tasks.charge_account", args=["acct-1", 20, str(ledger)])
+        assert worker.proc is not None
+        deadline = time.monotonic() + 30
+        while worker.log.count("] received") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # both runs are under way in the two pool processes
+        for child in psutil.Process(worker.proc.pid).children():
+            os.kill(child.pid, signal.SIGKILL)  # as the out-of-memory killer would
+
+        assert tiles.get(timeout=60) == 4
+        assert sorted(p.name for p in tmp_path.glob("slide7-*.png")) == [f"slide7-{i}.png" for i in range(4)]
+        assert charge.get(timeout=60, propagate=False) is not None
+        assert charge.state == "FAILURE"
+        assert str(charge.result) == "worker lost once (at-most-once)"
+        assert not ledger.exists()
+        worker.wait_for_log(
+            r"render_tiles\[\S+\] was lost \(its pool process died .*delivered again \(delivery 2 of 3\)"
+        )
+    finally:
+        close_app(app)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["CancelStore", "store_for"]
+__all__ = ["CancelStore", "durable_backend", "store_for"]
 
 #: How long a cancellation is remembered: longer than a task waits in a queue.
 RETENTION_SECONDS = 7 * 24 * 3600
@@ -68,13 +68,23 @@ class FileCancelStore:
         return ids
 
 
-def store_for(app: Any) -> CancelStore | None:
-    """The durable store the app's result backend offers, or None (rpc://, ...)."""
+def durable_backend(app: Any) -> tuple[str, Any] | None:
+    """``("redis", client)`` or ``("files", folder)`` for a backend that can hold
+    girder-worker's records (cancellations, leases); None for one that cannot (rpc://)."""
     backend = app.backend
     kinds = {f"{cls.__module__}.{cls.__qualname__}" for cls in type(backend).__mro__}
     # By name, so that a worker that uses neither does not import Redis's client.
     if "celery.backends.redis.RedisBackend" in kinds:
-        return RedisCancelStore(backend.client)
+        return "redis", backend.client
     if "celery.backends.filesystem.FilesystemBackend" in kinds:
-        return FileCancelStore(Path(os.fsdecode(backend.path)).parent / "cancelled")
+        return "files", Path(os.fsdecode(backend.path)).parent
     return None
+
+
+def store_for(app: Any) -> CancelStore | None:
+    """The durable store the app's result backend offers, or None (rpc://, ...)."""
+    found = durable_backend(app)
+    if found is None:
+        return None
+    kind, where = found
+    return RedisCancelStore(where) if kind == "redis" else FileCancelStore(where / "cancelled")

@@ -33,6 +33,12 @@ VARIABLES: dict[str, str] = {
     "GIRDER_WORKER_REPORT_RETRY_SECONDS": "How long reports wait for an unreachable Girder before "
     "they are dropped (default 600).",
     "GIRDER_WORKER_JOB_LOG_LIMIT": "Characters of a task's output kept in its Girder job log (default 1000000).",
+    "GIRDER_WORKER_DELIVERY": "What happens to a task whose worker is lost while it runs: at-least-once "
+    "(default) delivers it again, at-most-once fails it; a task's delivery attribute overrides it.",
+    "GIRDER_WORKER_MAX_DELIVERIES": "How many times an at-least-once task may start before it is failed as "
+    "lost (default 2).",
+    "GIRDER_WORKER_LEASE_SECONDS": "How long a worker may go silent before other workers treat its running "
+    "tasks as lost (default 30).",
     "GIRDER_WORKER_ALLOW_PYTHON_MODE": "true lets girder_worker.run execute python-mode scripts taken "
     "from messages (default false).",
 }
@@ -70,6 +76,9 @@ class Config:
     report_retry_seconds: float = 600.0
     job_log_limit: int = 1_000_000
     allow_python_mode: bool = False
+    delivery: str = "at-least-once"
+    max_deliveries: int = 2
+    lease_seconds: float = 30.0
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -103,6 +112,18 @@ def _api_url(env: Mapping[str, str]) -> str | None:
             "set it to Girder's API root as this worker reaches it, e.g. http://girder:8080/api/v1",
         )
     return url.rstrip("/") or None
+
+
+DELIVERY_POLICIES = ("at-least-once", "at-most-once")
+
+
+def _delivery(env: Mapping[str, str]) -> str:
+    value = env.get("GIRDER_WORKER_DELIVERY", "").strip().lower() or DELIVERY_POLICIES[0]
+    if value not in DELIVERY_POLICIES:
+        raise ConfigError(
+            "GIRDER_WORKER_DELIVERY", f"unknown delivery policy {value!r}", f"use {' or '.join(DELIVERY_POLICIES)}"
+        )
+    return value
 
 
 def _scheme(url: str) -> str:
@@ -160,6 +181,9 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         "result_accept_content": ["json"],
         "broker_connection_retry_on_startup": True,
         "worker_consumer": "girder_worker._consumer:Consumer",
+        # How long a prefork worker waits for the result of a pool process that died
+        # before it calls the task lost (Celery: 10 s); the delivery policy acts then.
+        "worker_lost_wait": 1.0,
         "task_always_eager": _flag(env, "GIRDER_WORKER_TASK_ALWAYS_EAGER"),
     }
     # Eager runs store their states too, so AsyncResult(id) and cancel() work as with a worker.
@@ -226,4 +250,7 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         report_retry_seconds=_number(env, "GIRDER_WORKER_REPORT_RETRY_SECONDS", 600.0, 0.0, "seconds"),
         job_log_limit=int(_number(env, "GIRDER_WORKER_JOB_LOG_LIMIT", 1_000_000, 10_000, "characters")),
         allow_python_mode=_flag(env, "GIRDER_WORKER_ALLOW_PYTHON_MODE"),
+        delivery=_delivery(env),
+        max_deliveries=int(_number(env, "GIRDER_WORKER_MAX_DELIVERIES", 2, 1, "deliveries")),
+        lease_seconds=_number(env, "GIRDER_WORKER_LEASE_SECONDS", 30.0, 1.0, "seconds"),
     )

@@ -19,6 +19,16 @@ class GirderUnavailable(Exception):
     """Girder gave no useful answer: no connection, no answer in time, or a 5xx."""
 
 
+def load_client() -> None:
+    """Import the HTTP client in the calling thread.
+
+    The worker's main process calls it before its sender thread first needs the
+    client: a pool process forked while that thread is inside ``import requests``
+    would inherit the import's lock held, and hang on its own first import.
+    """
+    import requests  # noqa: F401
+
+
 class Http:
     """Form-encoded REST calls on one ``requests`` session (one per thread)."""
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from celery import signals
 
-from girder_worker_utils import CancelFlag, JobStatus
+from girder_worker_utils import CancelFlag, JobStatus, TaskLost
 from girder_worker_utils._job import GIRDER_CLIENT_ATTR, JOB_MANAGER_ATTR
 from girder_worker_utils._task import CANCEL_ATTR
 
@@ -32,7 +32,7 @@ from . import _cancel as _cancel  # its task_prerun receiver, which attaches the
 from . import _job_log
 from ._girder_job import JobChannel
 from ._girder_reporter import current_reporter, reporter
-from ._girder_rest import JobSpec, ReportSettings, rewrite_api_url
+from ._girder_rest import JobSpec, ReportSettings, load_client, rewrite_api_url
 
 __all__: list[str] = []
 
@@ -96,6 +96,7 @@ def _channel_of(task: Any) -> JobChannel | None:
 
 def _open(request: Any, app: Any) -> JobChannel | None:
     """A channel for a run that started elsewhere (or never started)."""
+    load_client()  # in this thread, before the sender thread needs it (see load_client)
     settings = ReportSettings.for_app(app)
     apply_api_url(request, settings.api_url)
     spec = JobSpec.parse(getattr(request, "jobInfoSpec", None))
@@ -170,7 +171,10 @@ def _on_failure(
         channel = _open(SimpleNamespace(**request_dict), getattr(task, "app", None))
     if channel is None:
         return
-    text = getattr(einfo, "traceback", None) or f"{type(exception).__name__}: {exception}"
+    if isinstance(exception, TaskLost):  # no traceback: the process that had one is gone
+        text = f"girder-worker: {exception}; the job failed"
+    else:
+        text = getattr(einfo, "traceback", None) or f"{type(exception).__name__}: {exception}"
     channel.write(text if text.endswith("\n") else text + "\n")
     if cancelled:
         channel.write("girder-worker: the task raised after it was cancelled\n")
@@ -208,6 +212,20 @@ def _on_unknown(sender: Any = None, message: Any = None, name: str | None = None
         hostname = getattr(sender, "hostname", None) or "this worker"
         channel.write(f"girder-worker: {hostname} has no task named {name!r}; is the plugin that has it installed?\n")
         channel.finish(JobStatus.ERROR)
+
+
+def report_lost(headers: dict[str, Any], app: Any, line: str, *, final: bool) -> None:
+    """Tell the Girder job of a task lost with its worker what became of it."""
+    if "jobInfoSpec" not in headers:
+        return
+    channel = _open(SimpleNamespace(**headers), app)
+    if channel is None:
+        return
+    channel.write(line + "\n")
+    if final:
+        channel.finish(JobStatus.ERROR)
+    else:
+        channel.close()
 
 
 @signals.task_retry.connect(dispatch_uid="girder_worker.girder.retry")

@@ -6,12 +6,21 @@ from typing import Any
 
 from celery.apps.worker import Worker as CeleryWorker
 
+from ._delivery import Delivery, watch_run
+
 __all__ = ["Worker"]
 
 
 class Worker(CeleryWorker):  # type: ignore[misc]
     """Celery's worker program; its banner also says where messages live and
-    what each plugin loaded."""
+    what each plugin loaded, and each task goes to the pool under its delivery policy."""
+
+    delivery: Delivery | None = None
+
+    def _process_task(self, req: Any) -> None:
+        if self.delivery is not None and not watch_run(self.delivery, req):
+            return
+        super()._process_task(req)
 
     def startup_info(self, artlines: bool = True) -> str:
         info: str = super().startup_info(artlines=artlines)

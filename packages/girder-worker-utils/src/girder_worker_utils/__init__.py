@@ -9,7 +9,7 @@ through, and :class:`TaskCancelled`. Importing it has no side effects.
 from .__about__ import __version__
 from ._cancel import CancelFlag
 from ._decorator import PluginTask, task
-from ._exceptions import TaskCancelled, TaskTerminated
+from ._exceptions import TaskCancelled, TaskLost, TaskTerminated
 from ._job import JobManager
 from ._plugin import GirderWorkerPluginABC
 from ._status import TRANSITIONS, JobStatus
@@ -24,6 +24,7 @@ __all__ = [
     "PluginTask",
     "Task",
     "TaskCancelled",
+    "TaskLost",
     "TaskTerminated",
     "__version__",
     "task",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TaskCancelled", "TaskTerminated"]
+__all__ = ["TaskCancelled", "TaskLost", "TaskTerminated"]
 
 
 class TaskCancelled(Exception):
@@ -32,5 +32,20 @@ class TaskTerminated(BaseException):
     """
 
     def __init__(self, reason: str = "terminated after its cancel grace period") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TaskLost(Exception):
+    """The failure of a task whose worker was lost while it ran, and that will not run again.
+
+    A task is lost when its pool process or its whole worker dies under it (killed,
+    out of memory, the machine rebooted). Under its delivery policy it is then
+    either delivered again or failed with this exception, whose message says why::
+
+        worker lost 2 times (at-least-once, max_deliveries 2)
+    """
+
+    def __init__(self, reason: str = "worker lost") -> None:
         super().__init__(reason)
         self.reason = reason

@@ -67,6 +67,16 @@ class Task(celery.Task):  # type: ignore[misc]
     #: ``None`` takes the worker's default (``GIRDER_WORKER_CANCEL_GRACE_PERIOD``).
     cancel_grace_period: float | None = None
 
+    #: What happens to a run whose worker is lost (killed, out of memory) while it
+    #: runs: ``"at-least-once"`` delivers it again, up to :attr:`max_deliveries`
+    #: times in all, then fails it; ``"at-most-once"`` fails it at once. ``None``
+    #: takes the worker's default (``GIRDER_WORKER_DELIVERY``).
+    delivery: str | None = None
+
+    #: Runs an at-least-once task may start before it is failed as lost; ``None``
+    #: takes the worker's default (``GIRDER_WORKER_MAX_DELIVERIES``).
+    max_deliveries: int | None = None
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _task_stack.top is None:
             return super().__call__(*args, **kwargs)

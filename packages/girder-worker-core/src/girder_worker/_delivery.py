@@ -1,0 +1,464 @@
+"""The delivery policy: what happens to a task whose worker is lost while it runs.
+
+Every task has one, declared on the task or taken from the worker's default:
+
+* ``at-least-once`` (the default): the task is delivered again, to any worker,
+  until it has started ``max_deliveries`` times; then it fails with
+  :class:`~girder_worker_utils.TaskLost` ("worker lost 2 times ...") instead of
+  bringing workers down in a loop.
+* ``at-most-once``: the task never starts twice; a lost run fails at once.
+
+Losses are seen two ways. A prefork pool process that dies (killed, out of
+memory) is seen at once by its worker's main process. A whole worker that dies
+stops renewing its heartbeat, and any other worker (or the same one, restarted)
+takes over its leases once the heartbeat lapses (``GIRDER_WORKER_LEASE_SECONDS``).
+Either way the task's Girder job is told: a log line, and ERROR when it failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from billiard.einfo import ExceptionInfo
+from billiard.exceptions import WorkerLostError
+from celery import bootsteps
+from celery.worker import state as worker_state
+
+from girder_worker_utils import TaskLost
+
+from ._config import DELIVERY_POLICIES, Config
+from ._leases import DONE, Claim, LeaseStore, lease_store_for
+
+__all__ = ["AT_LEAST_ONCE", "AT_MOST_ONCE", "Delivery", "DeliveryStep", "Policy", "policy_for", "watch_run"]
+
+logger = logging.getLogger("girder_worker.delivery")
+
+AT_LEAST_ONCE, AT_MOST_ONCE = DELIVERY_POLICIES
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A task's delivery policy."""
+
+    mode: str
+    max_deliveries: int
+
+    def __str__(self) -> str:
+        return self.mode if self.mode == AT_MOST_ONCE else f"{self.mode}, max_deliveries {self.max_deliveries}"
+
+    @property
+    def limit(self) -> int:
+        """How many runs may start in all."""
+        return 1 if self.mode == AT_MOST_ONCE else self.max_deliveries
+
+
+def policy_for(task: Any, config: Config) -> Policy:
+    """The policy ``task`` declares, completed with the worker's defaults."""
+    mode = getattr(task, "delivery", None) or config.delivery
+    if mode not in DELIVERY_POLICIES:
+        mode = config.delivery  # reported once at worker start
+    declared = getattr(task, "max_deliveries", None)
+    if isinstance(declared, int) and not isinstance(declared, bool) and declared >= 1:
+        return Policy(mode, declared)
+    return Policy(mode, config.max_deliveries)
+
+
+def check_declarations(tasks: Any) -> list[str]:
+    """One line per task whose declared policy cannot be used, naming the fix."""
+    problems = []
+    for name, task in sorted(tasks.items()):
+        mode = getattr(task, "delivery", None)
+        if mode is not None and mode not in DELIVERY_POLICIES:
+            problems.append(
+                f"task {name} declares delivery={mode!r}, which is no delivery policy; it gets the worker's "
+                f"default (use {' or '.join(repr(p) for p in DELIVERY_POLICIES)})"
+            )
+        declared = getattr(task, "max_deliveries", None)
+        if declared is not None and not (
+            isinstance(declared, int) and not isinstance(declared, bool) and declared >= 1
+        ):
+            problems.append(
+                f"task {name} declares max_deliveries={declared!r}; it gets the worker's default (use an integer >= 1)"
+            )
+    return problems
+
+
+def contradictions(app: Any) -> list[str]:
+    """One line per setting that works against the delivery policy, naming the fix."""
+    conf = app.conf
+    late = sorted(name for name, task in app.tasks.items() if getattr(task, "acks_late", False))
+    if not late:
+        return []
+    names = ", ".join(late[:5]) + (f" and {len(late) - 5} more" if len(late) > 5 else "")
+    lines = [
+        f"tasks {names} acknowledge late (acks_late): their message stays unacknowledged while they run, so "
+        "a run longer than RabbitMQ's consumer_timeout (30 min by default) loses its channel and one longer "
+        "than Redis's visibility_timeout runs twice; girder-worker's delivery policy already delivers a lost "
+        "task again: drop acks_late and declare delivery='at-least-once'"
+    ]
+    if not conf.task_reject_on_worker_lost and not all(
+        getattr(app.tasks[n], "reject_on_worker_lost", False) for n in late
+    ):
+        lines.append(
+            f"tasks {names} acknowledge late without task_reject_on_worker_lost: Celery would acknowledge the "
+            "message of a run lost with its pool process; the delivery policy decides instead"
+        )
+    transport = str(conf.broker_url or "").partition("://")[0]
+    if transport in ("redis", "rediss"):
+        visibility = float((conf.broker_transport_options or {}).get("visibility_timeout", 3600))
+        for name in late:
+            limit = getattr(app.tasks[name], "time_limit", None) or conf.task_time_limit
+            if limit is None or limit > visibility:
+                allowed = "no time limit" if limit is None else f"a time limit of {limit:g} s"
+                lines.append(
+                    f"task {name} acknowledges late and has {allowed}, more than the Redis broker's "
+                    f"visibility_timeout ({visibility:g} s): a longer run is delivered twice; drop acks_late"
+                )
+    return lines
+
+
+def message_of(request: Any) -> dict[str, Any]:
+    """What it takes to publish ``request``'s message again, as JSON-able data."""
+    message = request._message
+    body = message.body
+    if isinstance(body, bytes):
+        try:
+            text, encoded = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode("ascii"), True
+    else:
+        text, encoded = str(body), False
+    properties = message.properties or {}
+    delivery_info = message.delivery_info or {}
+    return {
+        "body": text,
+        "base64": encoded,
+        "content_type": message.content_type,
+        "content_encoding": message.content_encoding,
+        "headers": dict(message.headers or {}),
+        "properties": {k: properties[k] for k in ("correlation_id", "reply_to", "priority") if properties.get(k)},
+        "exchange": delivery_info.get("exchange") or "",
+        "routing_key": delivery_info.get("routing_key") or request.task.queue or "",
+    }
+
+
+def _lost_reason(count: int, policy: Policy) -> str:
+    times = "once" if count == 1 else f"{count} times"
+    return f"worker lost {times} ({policy})"
+
+
+class Delivery:
+    """One worker's side of the policy: claims, releases, heartbeat, takeovers."""
+
+    def __init__(self, app: Any, hostname: str, store: LeaseStore) -> None:
+        self.app = app
+        self.config: Config = app.girder_worker_config
+        self.store = store
+        self.holder = f"{hostname}/{uuid.uuid4().hex[:12]}"
+        self.ttl = self.config.lease_seconds
+        self.stopping = threading.Event()
+        self._finished: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
+        self._attempts: dict[str, int] = {}
+        self._failing = False
+        self.thread: threading.Thread | None = None
+
+    # -- the worker's main process, as tasks go to the pool --------------------
+    def admit(self, request: Any) -> bool:
+        """Claim ``request``'s lease; False if it must not run (handled here)."""
+        if request.id in worker_state.revoked:
+            return True  # Celery reports it revoked; no run, no lease
+        attempt = int(request._request_dict.get("retries") or 0)
+        try:
+            claim = self.store.claim(request.id, self.holder, message_of(request), attempt)
+        except Exception as exc:
+            self._store_trouble("claim the lease of", request, exc)
+            return True
+        with self._lock:
+            self._attempts[request.id] = attempt
+        if claim.duplicate_of is not None:
+            self._drop_duplicate(request, claim)
+            return False
+        policy = policy_for(request.task, self.config)
+        if claim.deliveries > policy.limit:
+            # A message redelivered by the broker after an earlier run was lost.
+            reason = _lost_reason(claim.deliveries - 1, policy)
+            logger.error(
+                "task %s[%s] was lost with its worker before: %s; it is not run again", request.name, request.id, reason
+            )
+            request.acknowledge()
+            self.finished(request.id)
+            request.on_failure(_einfo(TaskLost(reason)), return_ok=False)
+            return False
+        if claim.previous == "running":
+            logger.warning(
+                "task %s[%s] was delivered again after its worker %s was lost: delivery %d of %d",
+                request.name,
+                request.id,
+                claim.holder.partition("/")[0],
+                claim.deliveries,
+                policy.limit,
+            )
+        return True
+
+    def _drop_duplicate(self, request: Any, claim: Claim) -> None:
+        where = (
+            "after it finished"
+            if claim.duplicate_of == DONE
+            else f"while worker {claim.holder.partition('/')[0]} runs it"
+        )
+        logger.warning("task %s[%s] was delivered again %s; the duplicate was dropped", request.name, request.id, where)
+        request.acknowledge()
+        worker_state.task_ready(request)
+        with self._lock:
+            self._attempts.pop(request.id, None)
+
+    def finished(self, task_id: str) -> None:
+        """The run of ``task_id`` ended here: release its lease (batched)."""
+        with self._lock:
+            attempt = self._attempts.pop(task_id, None)
+            if attempt is not None:
+                self._finished.append((task_id, attempt))
+
+    def pool_process_lost(self, request: Any, reason: str) -> ExceptionInfo | None:
+        """A pool process died running ``request``: deliver it again, or say why not.
+
+        Returns None when it was delivered again, else the failure to record.
+        """
+        with self._lock:
+            claimed = request.id in self._attempts
+        lease = None
+        if claimed:
+            try:
+                lease = self.store.take(request.id, self.holder, holder_alive=True)
+            except Exception as exc:
+                self._store_trouble("take over the lease of", request, exc)
+        if lease is None:
+            return _einfo(TaskLost(f"worker lost ({reason})"))
+        policy = policy_for(request.task, self.config)
+        failure = self._apply(lease.task_id, lease.deliveries, lease.message, policy, f"its pool process {reason}")
+        if failure is None:
+            with self._lock:
+                self._attempts.pop(request.id, None)
+            return None
+        return _einfo(TaskLost(failure))
+
+    # -- the heartbeat thread ------------------------------------------------------
+    def start(self) -> None:
+        self.store.heartbeat(self.holder, self.ttl)
+        self.thread = threading.Thread(target=self._run, name="girder-worker-leases", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+        self._flush()
+        try:
+            self.store.retire(self.holder)
+        except Exception as exc:
+            logger.warning("could not retire this worker's heartbeat: %s", exc)
+
+    def _run(self) -> None:
+        beat = self.ttl / 3
+        next_beat = next_reap = 0.0
+        clock = 0.0
+        while not self.stopping.wait(0.2):
+            clock += 0.2
+            try:
+                self._flush()
+                if clock >= next_beat:
+                    self.store.heartbeat(self.holder, self.ttl)
+                    next_beat = clock + beat
+                if clock >= next_reap:
+                    self.reap()
+                    next_reap = clock + self.ttl / 2
+                if self._failing:
+                    logger.info("the lease store answers again")
+                    self._failing = False
+            except Exception as exc:
+                if not self._failing:
+                    logger.error(
+                        "cannot reach the lease store (%s); retrying; tasks of workers lost meanwhile "
+                        "wait until it answers",
+                        exc,
+                    )
+                self._failing = True
+
+    def _flush(self) -> None:
+        with self._lock:
+            runs, self._finished = self._finished, []
+        if runs:
+            self.store.release(runs, self.holder, DONE)
+
+    def reap(self) -> int:
+        """Take over the leases of lost workers and apply their tasks' policies."""
+        from . import _girder_signals
+
+        count = 0
+        for task_id, holder in self.store.orphans():
+            lease = self.store.take(task_id, holder)
+            if lease is None:
+                continue  # another worker was faster, or the holder came back
+            count += 1
+            headers = lease.message.get("headers") or {}
+            policy = policy_for(self.app.tasks.get(str(headers.get("task", ""))), self.config)
+            how = f"its worker {holder.partition('/')[0]} stopped answering"
+            failure = self._apply(task_id, lease.deliveries, lease.message, policy, how)
+            if failure is None:
+                continue
+            self.app.backend.mark_as_failure(task_id, TaskLost(failure))
+            self.store.release([(task_id, int(headers.get("retries") or 0))], holder, DONE)
+            _girder_signals.report_lost(headers, self.app, f"girder-worker: {failure}; the job failed", final=True)
+        return count
+
+    # -- applying the policy ------------------------------------------------------
+    def _apply(self, task_id: str, deliveries: int, message: dict[str, Any], policy: Policy, how: str) -> str | None:
+        """Deliver the task again (returns None) or fail it (returns the reason)."""
+        from . import _girder_signals
+
+        headers = message.get("headers") or {}
+        name = headers.get("task", "?")
+        if deliveries < policy.limit and message.get("body") is not None:
+            try:
+                self._publish(message)
+            except Exception as exc:
+                logger.error("task %s[%s] was lost (%s) and could not be delivered again: %s", name, task_id, how, exc)
+            else:
+                logger.warning(
+                    "task %s[%s] was lost (%s); delivered again (delivery %d of %d)",
+                    name,
+                    task_id,
+                    how,
+                    deliveries + 1,
+                    policy.limit,
+                )
+                _girder_signals.report_lost(
+                    headers,
+                    self.app,
+                    f"girder-worker: the worker running this job was lost ({how}); it was delivered again "
+                    f"(delivery {deliveries + 1} of {policy.limit})",
+                    final=False,
+                )
+                return None
+        reason = _lost_reason(deliveries, policy)
+        logger.error("task %s[%s] was lost (%s): %s; it failed", name, task_id, how, reason)
+        return reason
+
+    def _publish(self, message: dict[str, Any]) -> None:
+        body: Any = message["body"]
+        if message.get("base64"):
+            body = base64.b64decode(body)
+        with self.app.producer_or_acquire() as producer:
+            producer.publish(
+                body,
+                exchange=message.get("exchange") or "",
+                routing_key=message.get("routing_key") or "",
+                headers=message.get("headers") or {},
+                content_type=message.get("content_type"),
+                content_encoding=message.get("content_encoding"),
+                retry=True,
+                **(message.get("properties") or {}),
+            )
+
+    def _store_trouble(self, doing: str, request: Any, exc: Exception) -> None:
+        logger.error(
+            "could not %s task %s[%s] (%s); it runs without crash protection", doing, request.name, request.id, exc
+        )
+
+
+def watch_run(delivery: Delivery, request: Any) -> bool:
+    """Claim ``request``'s lease and follow its run to the end; False if it must not run.
+
+    Celery's request calls ``self.on_success`` and ``self.on_failure`` when the
+    run ends; the wrappers set on the instance release the lease, and turn a lost
+    pool process into a new delivery or a :class:`TaskLost` failure.
+    """
+    if not delivery.admit(request):
+        return False
+    on_success, on_failure = request.on_success, request.on_failure
+
+    def released_on_success(result: Any, **kwargs: Any) -> Any:
+        try:
+            return on_success(result, **kwargs)
+        finally:
+            delivery.finished(request.id)
+
+    def lost_or_failed(exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> Any:
+        exc = exc_info.exception
+        exc = getattr(exc, "exc", exc)  # Celery's ExceptionWithTraceback
+        if _is_loss(request, exc):
+            exc_info = delivery.pool_process_lost(request, _how(exc))
+            if exc_info is None:  # delivered again
+                request.acknowledge()  # the original message, if the task acknowledges late
+                worker_state.task_ready(request)
+                return None
+            return_ok = False
+        try:
+            return on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        finally:
+            delivery.finished(request.id)
+
+    request.on_success = released_on_success
+    request.on_failure = lost_or_failed
+    return True
+
+
+def _is_loss(request: Any, exc: BaseException) -> bool:
+    if request._already_revoked or request._already_cancelled:  # terminated on purpose
+        return False
+    return isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt))
+
+
+def _how(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"exited with code {exc.code}"
+    detail = str(exc).split("Job:")[0].strip().rstrip(".")
+    return "died" + (f" ({detail.removeprefix('Worker exited prematurely: ')})" if detail else "")
+
+
+def _einfo(exc: BaseException) -> ExceptionInfo:
+    try:
+        raise exc
+    except BaseException:
+        return ExceptionInfo()
+
+
+class DeliveryStep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Worker bootstep: the lease store, the heartbeat thread, the checks at start."""
+
+    label = "girder-worker delivery"
+    requires = ("celery.worker.components:Pool",)
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        worker.delivery = None
+        self.delivery: Delivery | None = None
+
+    def create(self, worker: Any) -> None:
+        app = worker.app
+        for line in check_declarations(app.tasks):
+            logger.error(line)
+        for line in contradictions(app):
+            logger.warning(line)
+        store = lease_store_for(app)
+        if store is None:
+            logger.warning(
+                "tasks lost with their worker are neither delivered again nor failed with the result backend %s; "
+                "set GIRDER_WORKER_BACKEND to redis://... for the delivery policy to apply",
+                app.backend.as_uri(),
+            )
+            return
+        self.delivery = worker.delivery = Delivery(app, worker.hostname, store)
+
+    def start(self, worker: Any) -> None:
+        if self.delivery is not None:
+            self.delivery.start()
+
+    def stop(self, worker: Any) -> None:
+        if self.delivery is not None:
+            self.delivery.stop()

@@ -1,0 +1,305 @@
+"""Leases: which worker runs which task, kept where every worker can see it.
+
+A worker acknowledges a task's message when the task starts, so a broker never
+holds a message for the hours a long job runs (RabbitMQ's ``consumer_timeout``
+and Redis's ``visibility_timeout`` would end or duplicate it). What the broker no
+longer knows is kept here instead: before a run starts, its worker *claims* the
+task's lease (the task's message, its delivery count, the worker that holds it),
+and while the worker lives it keeps a heartbeat key fresh. A lease whose holder's
+heartbeat has lapsed belongs to a lost worker; another worker *takes* it and
+applies the task's delivery policy. A lease is *released* when its run ends.
+
+Two stores, as for cancellations: Redis (the result backend's server) and files
+next to the embedded backend's results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ._cancel_store import durable_backend
+
+__all__ = ["Claim", "Lease", "LeaseStore", "lease_store_for"]
+
+#: How long a finished task's lease is kept, to recognise a late duplicate of it.
+DONE_RETENTION_SECONDS = 24 * 3600
+
+RUNNING, DONE, LOST, QUEUED = "running", "done", "lost", "queued"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What claiming a lease found: the delivery count, or why this is a duplicate."""
+
+    deliveries: int
+    #: ``"running"`` (another live worker runs it) or ``"done"``; None when claimed.
+    duplicate_of: str | None = None
+    holder: str = ""
+    #: The lease's state before this claim: ``"running"`` means its earlier run was lost.
+    previous: str = ""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease taken over from a lost worker."""
+
+    task_id: str
+    deliveries: int
+    holder: str
+    message: dict[str, Any]
+
+
+class LeaseStore(Protocol):
+    def heartbeat(self, holder: str, ttl: float) -> None: ...
+    def retire(self, holder: str) -> None: ...
+    def claim(self, task_id: str, holder: str, message: dict[str, Any], attempt: int = 0) -> Claim: ...
+    def release(self, runs: Iterable[tuple[str, int]], holder: str, state: str = DONE) -> None: ...
+    def orphans(self) -> list[tuple[str, str]]: ...
+    def take(self, task_id: str, holder: str, *, holder_alive: bool = False) -> Lease | None: ...
+
+
+# -- Redis ---------------------------------------------------------------------
+
+_PREFIX = "girder_worker:"
+_RUNNING_KEY = _PREFIX + "running"
+_ALIVE_PREFIX = _PREFIX + "alive:"
+
+# KEYS: lease, running index. ARGV: holder, alive prefix, now, message, task id, attempt.
+# A message of a later attempt (Celery's retry publishes one under the same id) is
+# never a duplicate: it starts the lease afresh.
+_CLAIM = """
+local holder = redis.call('HGET', KEYS[1], 'holder')
+local state = redis.call('HGET', KEYS[1], 'state')
+local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '-1')
+if tonumber(ARGV[6]) > attempt then
+  redis.call('DEL', KEYS[1])
+  state = false
+else
+  if state == 'done' then return {0, 'done', holder or '', state} end
+  if state == 'running' and holder and redis.call('EXISTS', ARGV[2] .. holder) == 1 then
+    return {0, 'running', holder, state}
+  end
+end
+local n = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
+redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'state', 'running', 'attempt', ARGV[6])
+redis.call('HSETNX', KEYS[1], 'message', ARGV[4])
+redis.call('PERSIST', KEYS[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+return {n, '', holder or '', state or ''}
+"""
+
+# KEYS: lease, running index. ARGV: holder, attempt, state, retention, task id.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[3])
+if ARGV[3] == 'done' then
+  redis.call('HDEL', KEYS[1], 'message')
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
+redis.call('ZREM', KEYS[2], ARGV[5])
+return 1
+"""
+
+# KEYS: lease. ARGV: expected holder, alive prefix, 1 if the holder may be alive.
+_TAKE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return false end
+if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then return false end
+if ARGV[3] ~= '1' and redis.call('EXISTS', ARGV[2] .. ARGV[1]) == 1 then return false end
+redis.call('HSET', KEYS[1], 'state', 'lost')
+return {redis.call('HGET', KEYS[1], 'deliveries'), redis.call('HGET', KEYS[1], 'message')}
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisLeaseStore:
+    """Leases as Redis hashes, an index of running ones, a heartbeat key per worker."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._claim = client.register_script(_CLAIM)
+        self._take = client.register_script(_TAKE)
+        self._release = client.register_script(_RELEASE)
+
+    @staticmethod
+    def _key(task_id: str) -> str:
+        return f"{_PREFIX}lease:{task_id}"
+
+    def heartbeat(self, holder: str, ttl: float) -> None:
+        self.client.set(_ALIVE_PREFIX + holder, "1", px=max(1, int(ttl * 1000)))
+
+    def retire(self, holder: str) -> None:
+        self.client.delete(_ALIVE_PREFIX + holder)
+
+    def claim(self, task_id: str, holder: str, message: dict[str, Any], attempt: int = 0) -> Claim:
+        n, duplicate, previous_holder, previous = self._claim(
+            keys=[self._key(task_id), _RUNNING_KEY],
+            args=[holder, _ALIVE_PREFIX, time.time(), json.dumps(message), task_id, attempt],
+        )
+        return Claim(int(n), _text(duplicate) or None, _text(previous_holder), _text(previous))
+
+    def release(self, runs: Iterable[tuple[str, int]], holder: str, state: str = DONE) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for task_id, attempt in runs:
+            self._release(
+                keys=[self._key(task_id), _RUNNING_KEY],
+                args=[holder, attempt, state, DONE_RETENTION_SECONDS, task_id],
+                client=pipe,
+            )
+        if len(pipe):
+            pipe.execute()
+
+    def orphans(self) -> list[tuple[str, str]]:
+        ids = [_text(i) for i in self.client.zrange(_RUNNING_KEY, 0, -1)]
+        if not ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.hmget(self._key(task_id), "holder", "state")
+        rows = pipe.execute()
+        stale = [i for i, (_, state) in zip(ids, rows, strict=True) if state is None or _text(state) != RUNNING]
+        running = {i: _text(h) for i, (h, state) in zip(ids, rows, strict=True) if state is not None and h is not None}
+        holders = sorted({h for i, h in running.items() if i not in stale})
+        pipe = self.client.pipeline(transaction=False)
+        for holder in holders:
+            pipe.exists(_ALIVE_PREFIX + holder)
+        alive = {h for h, up in zip(holders, pipe.execute(), strict=True) if up}
+        if stale:
+            self.client.zrem(_RUNNING_KEY, *stale)
+        return [(i, h) for i, h in running.items() if i not in stale and h not in alive]
+
+    def take(self, task_id: str, holder: str, *, holder_alive: bool = False) -> Lease | None:
+        found = self._take(keys=[self._key(task_id)], args=[holder, _ALIVE_PREFIX, "1" if holder_alive else "0"])
+        if not found:
+            return None
+        deliveries, message = found
+        return Lease(task_id, int(deliveries), holder, json.loads(_text(message)) if message else {})
+
+
+# -- files (the embedded backend) ----------------------------------------------
+
+
+class FileLeaseStore:
+    """Leases as JSON files under one folder, changed under a lock file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.alive = folder / "alive"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.alive.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".lock", "ab") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(guard, fcntl.LOCK_UN)
+
+    def _path(self, task_id: str) -> Path:
+        if not task_id or "/" in task_id or task_id.startswith("."):
+            raise ValueError(f"not a task id: {task_id!r}")
+        return self.folder / f"{task_id}.json"
+
+    def _read(self, task_id: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self._path(task_id).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return data
+
+    def _write(self, task_id: str, lease: dict[str, Any]) -> None:
+        path = self._path(task_id)
+        partial = path.with_name(f".{path.name}.part")
+        partial.write_text(json.dumps(lease))
+        os.replace(partial, path)
+
+    def _is_alive(self, holder: str) -> bool:
+        try:
+            return (self.alive / holder.replace("/", "_")).stat().st_mtime > time.time()
+        except FileNotFoundError:
+            return False
+
+    def heartbeat(self, holder: str, ttl: float) -> None:
+        self.alive.mkdir(parents=True, exist_ok=True)
+        path = self.alive / holder.replace("/", "_")
+        path.touch()
+        expires = time.time() + ttl  # the file's mtime is when the heartbeat runs out
+        os.utime(path, (expires, expires))
+
+    def retire(self, holder: str) -> None:
+        (self.alive / holder.replace("/", "_")).unlink(missing_ok=True)
+
+    def claim(self, task_id: str, holder: str, message: dict[str, Any], attempt: int = 0) -> Claim:
+        with self._locked():
+            lease = self._read(task_id) or {}
+            if attempt > lease.get("attempt", -1):
+                lease = {}
+            state, previous_holder = lease.get("state", ""), lease.get("holder", "")
+            if state == DONE:
+                return Claim(0, DONE, previous_holder, state)
+            if state == RUNNING and self._is_alive(previous_holder):
+                return Claim(0, RUNNING, previous_holder, state)
+            deliveries = lease.get("deliveries", 0) + 1
+            lease.update(deliveries=deliveries, holder=holder, state=RUNNING, attempt=attempt)
+            lease.setdefault("message", message)
+            self._write(task_id, lease)
+            return Claim(deliveries, None, previous_holder, state)
+
+    def release(self, runs: Iterable[tuple[str, int]], holder: str, state: str = DONE) -> None:
+        with self._locked():
+            for task_id, attempt in runs:
+                lease = self._read(task_id)
+                if lease is None or lease.get("holder") != holder or lease.get("attempt") != attempt:
+                    continue
+                lease["state"] = state
+                if state == DONE:
+                    lease.pop("message", None)
+                self._write(task_id, lease)
+
+    def orphans(self) -> list[tuple[str, str]]:
+        found = []
+        forget_before = time.time() - DONE_RETENTION_SECONDS
+        for entry in os.scandir(self.folder) if self.folder.is_dir() else ():
+            if not entry.name.endswith(".json") or entry.name.startswith("."):
+                continue
+            task_id = entry.name[: -len(".json")]
+            lease = self._read(task_id)
+            if lease is None:
+                continue
+            if lease.get("state") == RUNNING and not self._is_alive(lease.get("holder", "")):
+                found.append((task_id, lease.get("holder", "")))
+            elif lease.get("state") == DONE and entry.stat().st_mtime < forget_before:
+                Path(entry.path).unlink(missing_ok=True)
+        return found
+
+    def take(self, task_id: str, holder: str, *, holder_alive: bool = False) -> Lease | None:
+        with self._locked():
+            lease = self._read(task_id)
+            if lease is None or lease.get("state") != RUNNING or lease.get("holder") != holder:
+                return None
+            if not holder_alive and self._is_alive(holder):
+                return None
+            lease["state"] = LOST
+            self._write(task_id, lease)
+            return Lease(task_id, int(lease["deliveries"]), holder, lease.get("message") or {})
+
+
+def lease_store_for(app: Any) -> LeaseStore | None:
+    """The lease store the app's result backend offers, or None (rpc://, ...)."""
+    found = durable_backend(app)
+    if found is None:
+        return None
+    kind, where = found
+    return RedisLeaseStore(where) if kind == "redis" else FileLeaseStore(where / "leases")

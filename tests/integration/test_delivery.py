@@ -1,0 +1,219 @@
+"""Tasks whose worker dies under them: real workers, real kills, counted executions.
+
+Each test task appends "start ID PID" to a file when a run starts, so the tests
+count how many times a task really ran, and which process ran it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import purge_queue
+from .girder_jobs import ERROR, SUCCESS, girder_queue_fixture, log_of, on_queue, schedule  # noqa: F401
+
+AT_LEAST_ONCE, AT_MOST_ONCE = "at-least-once", "at-most-once"
+
+
+def starts(log: Path, task_id: str) -> list[int]:
+    """The pids of the runs of ``task_id`` so far, in order."""
+    if not log.exists():
+        return []
+    return [int(line.split()[2]) for line in log.read_text().splitlines() if line.startswith(f"start {task_id} ")]
+
+
+def wait_for(predicate, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_final(result, timeout=60.0) -> str:
+    return wait_for(lambda: result.state if result.state in ("SUCCESS", "FAILURE") else None, timeout, "a final state")
+
+
+@pytest.fixture
+def delivery_env(env_for):
+    def make(broker: str, policy: str, **extra: str) -> dict[str, str]:
+        env = env_for(broker)
+        env.update(
+            GIRDER_WORKER_DELIVERY=policy,
+            GIRDER_WORKER_MAX_DELIVERIES="2",
+            GIRDER_WORKER_LEASE_SECONDS="2",
+            **extra,
+        )
+        return env
+
+    return make
+
+
+@pytest.fixture
+def queue_app(client_app, unique_queue):
+    apps = []
+
+    def make(env):
+        app = client_app(env)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        purge_queue(app, unique_queue)
+
+
+def test_a_pool_process_killed_mid_task_runs_the_task_again(
+    broker, delivery_env, start_worker, queue_app, unique_queue, tmp_path
+):
+    env = delivery_env(broker, AT_LEAST_ONCE)
+    worker = start_worker(env, "-P", "prefork", "-c", "2", "-Q", unique_queue)
+    app = queue_app(env)
+    log = tmp_path / "runs.txt"
+
+    result = app.send_task("gwtest.delivery.record", args=[str(log), 2.0], queue=unique_queue)
+    first = wait_for(lambda: starts(log, result.id), what="the first run")[0]
+    os.kill(first, signal.SIGKILL)
+
+    assert result.get(timeout=60) != first
+    runs = starts(log, result.id)
+    assert runs == [first, runs[1]]
+    assert runs[1] != first
+    assert log.read_text().count(f"end {result.id} ") == 1
+    worker.wait_for_log(
+        rf"record\[{result.id}\] was lost \(its pool process died \(signal 9 \(SIGKILL\)\)\); "
+        r"delivered again \(delivery 2 of 2\)"
+    )
+    assert app.send_task("gwtest.add", args=[2, 3], queue=unique_queue).get(timeout=30) == 5
+
+
+@pytest.mark.parametrize(
+    ("policy", "runs", "reason"),
+    [
+        (AT_LEAST_ONCE, 2, "worker lost 2 times (at-least-once, max_deliveries 2)"),
+        (AT_MOST_ONCE, 1, "worker lost once (at-most-once)"),
+    ],
+)
+def test_a_task_killed_at_every_run_fails_after_its_policy_allows(
+    policy, runs, reason, delivery_env, start_worker, queue_app, unique_queue, tmp_path
+):
+    env = delivery_env("redis", policy)
+    worker = start_worker(env, "-P", "prefork", "-c", "2", "-Q", unique_queue)
+    app = queue_app(env)
+    log = tmp_path / "runs.txt"
+
+    result = app.send_task("gwtest.delivery.record", args=[str(log), 30.0], queue=unique_queue)
+    killed: set[int] = set()
+    deadline = time.monotonic() + 60
+    while result.state != "FAILURE" and time.monotonic() < deadline:
+        for pid in set(starts(log, result.id)) - killed:
+            os.kill(pid, signal.SIGKILL)
+            killed.add(pid)
+        time.sleep(0.02)
+
+    assert result.state == "FAILURE"
+    assert type(result.result).__name__ == "TaskLost"
+    assert str(result.result) == reason
+    assert len(starts(log, result.id)) == runs == len(killed)
+    worker.wait_for_log(rf"record\[{result.id}\] was lost .*: {reason.replace('(', '.').replace(')', '.')}; it failed")
+    assert app.send_task("gwtest.add", args=[2, 3], queue=unique_queue).get(timeout=30) == 5
+
+
+def test_a_task_that_always_kills_its_process_stops_after_its_max_deliveries(
+    delivery_env, start_worker, queue_app, unique_queue, tmp_path
+):
+    env = delivery_env("embedded", AT_LEAST_ONCE)  # the task declares max_deliveries=3
+    start_worker(env, "-P", "prefork", "-c", "2", "-Q", unique_queue)
+    app = queue_app(env)
+    log = tmp_path / "runs.txt"
+
+    result = app.send_task("gwtest.delivery.crash", args=[str(log)], queue=unique_queue)
+
+    assert wait_final(result) == "FAILURE"
+    assert str(result.result) == "worker lost 3 times (at-least-once, max_deliveries 3)"
+    assert len(starts(log, result.id)) == 3
+    assert app.send_task("gwtest.add", args=[2, 3], queue=unique_queue).get(timeout=30) == 5
+
+
+@pytest.mark.parametrize(
+    ("broker", "policy", "task", "state", "runs"),
+    [
+        ("embedded", AT_LEAST_ONCE, "gwtest.delivery.record", "SUCCESS", 2),
+        ("rabbitmq", AT_LEAST_ONCE, "gwtest.delivery.record", "SUCCESS", 2),
+        ("redis", AT_LEAST_ONCE, "gwtest.delivery.record", "SUCCESS", 2),
+        ("redis", AT_MOST_ONCE, "gwtest.delivery.record", "FAILURE", 1),
+        ("redis", AT_LEAST_ONCE, "gwtest.delivery.record_once", "FAILURE", 1),  # the task's own declaration wins
+    ],
+)
+def test_a_whole_worker_killed_mid_task_is_seen_by_the_next_worker(
+    broker, policy, task, state, runs, delivery_env, start_worker, queue_app, unique_queue, tmp_path
+):
+    env = delivery_env(broker, policy)
+    first = start_worker(env, "-P", "solo", "-Q", unique_queue, "-n", f"first-{unique_queue}@%h")
+    app = queue_app(env)
+    log = tmp_path / "runs.txt"
+
+    result = app.send_task(task, args=[str(log), 1.0], queue=unique_queue)
+    wait_for(lambda: starts(log, result.id), what="the first run")
+    first.stop(sig=signal.SIGKILL)  # the whole worker, as the kernel's out-of-memory killer would
+    died = time.monotonic()
+    second = start_worker(env, "-P", "solo", "-Q", unique_queue, "-n", f"second-{unique_queue}@%h")
+
+    assert wait_final(result) == state
+    elapsed = time.monotonic() - died
+    print(f"\n{broker} {policy} {task}: worker death to {state} in {elapsed:.1f} s")
+    assert len(starts(log, result.id)) == runs
+    if state == "FAILURE":
+        assert str(result.result).startswith("worker lost once (at-most-once)")
+        second.wait_for_log(r"was lost \(its worker \S+ stopped answering\): worker lost once")
+    else:
+        second.wait_for_log(r"was lost \(its worker \S+ stopped answering\); delivered again")
+
+
+def test_a_duplicate_delivery_of_a_running_task_is_dropped(
+    delivery_env, start_worker, queue_app, unique_queue, tmp_path
+):
+    # What Redis's visibility timeout or a lost acknowledgement would do: the same
+    # message (same task id) arrives again while the task runs on another worker.
+    env = delivery_env("redis", AT_LEAST_ONCE)
+    workers = [start_worker(env, "-P", "solo", "-Q", unique_queue, "-n", f"w{i}-{unique_queue}@%h") for i in (1, 2)]
+    app = queue_app(env)
+    log = tmp_path / "runs.txt"
+
+    result = app.send_task("gwtest.delivery.record", args=[str(log), 2.0], queue=unique_queue)
+    wait_for(lambda: starts(log, result.id), what="the first run")
+    app.send_task("gwtest.delivery.record", args=[str(log), 2.0], queue=unique_queue, task_id=result.id)
+
+    assert result.get(timeout=30)
+    wait_for(lambda: any("the duplicate was dropped" in w.log for w in workers), what="the duplicate to be dropped")
+    assert len(starts(log, result.id)) == 1
+    # ...and once it has finished, a late duplicate is dropped too.
+    app.send_task("gwtest.delivery.record", args=[str(log), 2.0], queue=unique_queue, task_id=result.id)
+    wait_for(lambda: sum(w.log.count("the duplicate was dropped") for w in workers) == 2, what="a second drop")
+    assert len(starts(log, result.id)) == 1
+
+
+def test_girder_jobs_say_what_became_of_a_lost_task(girder, girder_queue, env_for, start_worker, tmp_path):
+    env = env_for("rabbitmq")
+    env.update(GIRDER_WORKER_MAX_DELIVERIES="2")
+    start_worker(env, *on_queue(girder_queue, "prefork", 2))
+    again_log, once_log = tmp_path / "again.txt", tmp_path / "once.txt"
+
+    again = schedule(girder, girder_queue, "gwtest.delivery.record", [str(again_log), 1.0])
+    once = schedule(girder, girder_queue, "gwtest.delivery.record_once", [str(once_log), 30.0])
+    for log in (again_log, once_log):
+        pid = wait_for(lambda log=log: log.exists() and log.read_text().split()[2], what="a run")
+        os.kill(int(pid), signal.SIGKILL)
+
+    done = girder.wait_for_status(again["_id"], SUCCESS)
+    assert "was lost (its pool process died (signal 9 (SIGKILL))); it was delivered again (delivery 2 of 2)" in (
+        log_of(done)
+    )
+    failed = girder.wait_for_status(once["_id"], ERROR)
+    assert log_of(failed).endswith("girder-worker: worker lost once (at-most-once); the job failed\n")
