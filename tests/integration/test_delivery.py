@@ -23,7 +23,8 @@ def starts(log: Path, task_id: str) -> list[int]:
     """The pids of the runs of ``task_id`` so far, in order."""
     if not log.exists():
         return []
-    return [int(line.split()[2]) for line in log.read_text().splitlines() if line.startswith(f"start {task_id} ")]
+    prefix = f"start {task_id} " if task_id else "start "
+    return [int(line.split()[2]) for line in log.read_text().splitlines() if line.startswith(prefix)]
 
 
 def wait_for(predicate, timeout=60.0, what="condition"):
@@ -216,4 +217,20 @@ def test_girder_jobs_say_what_became_of_a_lost_task(girder, girder_queue, env_fo
         log_of(done)
     )
     failed = girder.wait_for_status(once["_id"], ERROR)
+    assert log_of(failed).endswith("girder-worker: worker lost once (at-most-once); the job failed\n")
+
+
+def test_the_girder_job_of_a_task_whose_whole_worker_died_ends_error(
+    girder, girder_queue, env_for, start_worker, tmp_path
+):
+    env = {**env_for("rabbitmq"), "GIRDER_WORKER_LEASE_SECONDS": "2"}
+    first = start_worker(env, *on_queue(girder_queue, "solo"), "-n", f"first-{girder_queue}@%h")
+    log = tmp_path / "once.txt"
+
+    job = schedule(girder, girder_queue, "gwtest.delivery.record_once", [str(log), 30.0])
+    wait_for(lambda: starts(log, ""), what="the run")  # any id: the only run
+    first.stop(sig=signal.SIGKILL)
+    start_worker(env, *on_queue(girder_queue, "solo"), "-n", f"second-{girder_queue}@%h")
+
+    failed = girder.wait_for_status(job["_id"], ERROR)
     assert log_of(failed).endswith("girder-worker: worker lost once (at-most-once); the job failed\n")
