@@ -234,3 +234,19 @@ def test_the_girder_job_of_a_task_whose_whole_worker_died_ends_error(
 
     failed = girder.wait_for_status(job["_id"], ERROR)
     assert log_of(failed).endswith("girder-worker: worker lost once (at-most-once); the job failed\n")
+
+
+def test_dropped_duplicates_leave_the_pool_its_slots(delivery_env, start_worker, queue_app, unique_queue, tmp_path):
+    env = delivery_env("redis", AT_LEAST_ONCE)  # an event-loop broker: the pool's slots are counted
+    worker = start_worker(env, "-P", "prefork", "-c", "1", "-Q", unique_queue)
+    app = queue_app(env)
+    log = tmp_path / "runs.txt"
+
+    result = app.send_task("gwtest.delivery.record", args=[str(log), 0.0], queue=unique_queue)
+    result.get(timeout=30)
+    for _ in range(3):
+        app.send_task("gwtest.delivery.record", args=[str(log), 0.0], queue=unique_queue, task_id=result.id)
+    wait_for(lambda: worker.log.count("the duplicate was dropped") == 3, what="three drops")
+
+    assert app.send_task("gwtest.add", args=[2, 3], queue=unique_queue).get(timeout=30) == 5
+    assert len(starts(log, result.id)) == 1

@@ -367,6 +367,9 @@ class Delivery:
             )
 
     def _store_trouble(self, doing: str, request: Any, exc: Exception) -> None:
+        if self._failing:
+            return  # said once; the heartbeat thread says when the store answers again
+        self._failing = True
         logger.error(
             "could not %s task %s[%s] (%s); it runs without crash protection", doing, request.name, request.id, exc
         )

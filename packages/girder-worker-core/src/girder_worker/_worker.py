@@ -19,6 +19,9 @@ class Worker(CeleryWorker):  # type: ignore[misc]
 
     def _process_task(self, req: Any) -> None:
         if self.delivery is not None and not watch_run(self.delivery, req):
+            release = getattr(self, "_quick_release", None)
+            if release is not None:  # the pool slot taken for it, as Celery does for a revoked task
+                release()
             return
         super()._process_task(req)
 
