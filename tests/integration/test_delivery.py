@@ -250,3 +250,25 @@ def test_dropped_duplicates_leave_the_pool_its_slots(delivery_env, start_worker,
 
     assert app.send_task("gwtest.add", args=[2, 3], queue=unique_queue).get(timeout=30) == 5
     assert len(starts(log, result.id)) == 1
+
+
+def test_the_worker_warns_at_start_about_settings_that_contradict_the_policy(start_worker, env_for, tmp_path):
+    (tmp_path / "contradicting_tasks.py").write_text(
+        "from girder_worker_utils import task\n\n\n"
+        "@task(name='late.render', acks_late=True, time_limit=7200)\n"
+        "def render():\n    return 1\n\n\n"
+        "@task(name='odd.policy', delivery='sometimes', max_deliveries=0)\n"
+        "def odd():\n    return 2\n"
+    )
+    env = {**env_for("redis"), "PYTHONPATH": str(tmp_path)}
+    worker = start_worker(env, "-P", "solo", "--include", "contradicting_tasks", plugins=())
+
+    log = worker.log
+    assert "tasks late.render acknowledge late (acks_late): their message stays unacknowledged" in log
+    assert "tasks late.render acknowledge late without task_reject_on_worker_lost" in log
+    assert (
+        "task late.render acknowledges late and has a time limit of 7200 s, more than the Redis broker's "
+        "visibility_timeout (3600 s): a longer run is delivered twice; drop acks_late"
+    ) in log
+    assert "task odd.policy declares delivery='sometimes', which is no delivery policy" in log
+    assert "task odd.policy declares max_deliveries=0; it gets the worker's default (use an integer >= 1)" in log
