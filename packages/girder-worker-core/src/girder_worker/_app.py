@@ -44,6 +44,7 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
         kwargs.setdefault("loader", Loader)
         kwargs.setdefault("task_cls", "girder_worker_utils:Task")
         kwargs.setdefault("control", "girder_worker._cancel:Control")
+        kwargs.setdefault("amqp", "girder_worker._message_checks:AMQP")
         super().__init__(*args, **kwargs)
         # Celery's settings view stores attribute assignments as settings, hence object's.
         object.__setattr__(self._conf, "__class__", GirderWorkerSettings)

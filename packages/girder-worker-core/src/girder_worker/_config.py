@@ -41,6 +41,8 @@ VARIABLES: dict[str, str] = {
     "tasks as lost (default 30).",
     "GIRDER_WORKER_ALLOW_PYTHON_MODE": "true lets girder_worker.run execute python-mode scripts taken "
     "from messages (default false).",
+    "GIRDER_WORKER_MAX_MESSAGE_BYTES": "Largest task message body in bytes a client sends and a worker "
+    "runs (default 16777216, RabbitMQ 4's own limit); 0 means no limit.",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -76,6 +78,7 @@ class Config:
     report_retry_seconds: float = 600.0
     job_log_limit: int = 1_000_000
     allow_python_mode: bool = False
+    max_message_bytes: int = 16 * 1024 * 1024
     delivery: str = "at-least-once"
     max_deliveries: int = 2
     lease_seconds: float = 30.0
@@ -250,6 +253,7 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         report_retry_seconds=_number(env, "GIRDER_WORKER_REPORT_RETRY_SECONDS", 600.0, 0.0, "seconds"),
         job_log_limit=int(_number(env, "GIRDER_WORKER_JOB_LOG_LIMIT", 1_000_000, 10_000, "characters")),
         allow_python_mode=_flag(env, "GIRDER_WORKER_ALLOW_PYTHON_MODE"),
+        max_message_bytes=int(_number(env, "GIRDER_WORKER_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, 0, "bytes")),
         delivery=_delivery(env),
         max_deliveries=int(_number(env, "GIRDER_WORKER_MAX_DELIVERIES", 2, 1, "deliveries")),
         lease_seconds=_number(env, "GIRDER_WORKER_LEASE_SECONDS", 30.0, 1.0, "seconds"),

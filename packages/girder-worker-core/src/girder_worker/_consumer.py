@@ -1,57 +1,175 @@
 """The worker's message consumer: bad messages get one log line without secrets.
 
 Celery logs a rejected message with its whole body and headers, over many lines;
-girder-worker's headers carry Girder tokens, so here each rejection is one line
-that names the task, its id, the problem and the fix, and the worker goes on.
+girder-worker's headers carry Girder tokens. Here every message the worker cannot
+run (see :mod:`._message_checks`) is discarded with one line that names the task,
+its id, the problem and the fix::
+
+    rejected task gwtest.add[0f3c...]: called with 3 positional arguments, but its
+    signature is add(x, y): too many positional arguments; the message was
+    discarded (send it with the arguments its signature names)
+
+(one line in the log). Its result becomes a failure, Celery's ``task_rejected``
+(or ``task_unknown``) signal is sent, the Girder job its ``jobInfoSpec`` header
+names ends ERROR with the same line in its log, and the worker goes on.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
+from celery import signals
+from celery.exceptions import NotRegistered
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.exceptions import ContentDisallowed
+
+from girder_worker_utils import JobStatus
+
+from ._message_checks import (
+    Rejection,
+    Signature,
+    check_arguments,
+    check_body,
+    check_headers,
+    check_size,
+    max_message_bytes,
+)
 
 __all__ = ["Consumer"]
 
 logger = logging.getLogger("girder_worker.worker")
 
+_NOT_A_TASK_FIX = "publish tasks with Celery's send_task or apply_async"
 
-def _task_ref(message: Any) -> str:
-    headers = message.headers or {}
+
+def _task_ref(headers: Any) -> str:
+    headers = headers if isinstance(headers, dict) else {}
     return f"{headers.get('task', '?')}[{headers.get('id', '?')}]"
 
 
 class Consumer(CeleryConsumer):  # type: ignore[misc]
-    """Celery's consumer with one-line, secret-free reports of rejected messages."""
+    """Celery's consumer, which checks each task message before its task sees it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_message_bytes = max_message_bytes(self.app)
+        self._signatures: dict[Any, Signature | None] = {}
+
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+        celery_handler = super().create_task_handler(*args, **kwargs)
+
+        def on_task_received(message: Any) -> Any:
+            headers = message.headers
+            if isinstance(headers, dict) and "task" in headers:  # protocol 2; Celery handles the rest
+                rejection = self._check(message, headers)
+                if rejection is not None:
+                    return self._discard(message, headers, rejection)
+            return celery_handler(message)
+
+        return on_task_received
+
+    def _check(self, message: Any, headers: dict[str, Any]) -> Rejection | None:
+        rejection = check_headers(headers) or check_size(message.body, self._max_message_bytes)
+        if rejection is not None or headers["task"] not in self.strategies:
+            return rejection  # an unknown task goes to on_unknown_task
+        try:
+            payload = message.payload  # decoded once: Celery's strategy reads the same cache
+        except ContentDisallowed:
+            return None  # on_invalid_task says it
+        except Exception as exc:
+            return Rejection(f"its body is not valid JSON ({exc})", "publish it with serializer='json'")
+        rejection = check_body(payload)
+        if rejection is not None:
+            return rejection
+        if isinstance(payload, dict):
+            args, kwargs = payload["args"], payload.get("kwargs", {})
+        else:
+            args, kwargs = payload[0], payload[1]
+        return check_arguments(self.app.tasks[headers["task"]], args, kwargs, self._signatures)
+
+    def _discard(self, message: Any, headers: Any, rejection: Rejection, signal: bool = True) -> None:
+        """Log ``rejection``, drop the message and fail its result and its Girder job."""
+        line = f"rejected task {_task_ref(headers)}: {rejection.problem}; the message was discarded ({rejection.fix})"
+        logger.error("%s", line)
+        message.reject_log_error(logger, self.connection_errors)
+        exc = rejection.exception()
+        headers = headers if isinstance(headers, dict) else {}
+        task_id = headers.get("id")
+        if isinstance(task_id, str) and task_id:
+            self._fail_result(message, headers, task_id, exc)
+        if signal:
+            signals.task_rejected.send(sender=self, message=message, exc=exc)
+        if "jobInfoSpec" in headers:
+            self._fail_job(headers, line)
+
+    def _fail_result(self, message: Any, headers: dict[str, Any], task_id: str, exc: Exception) -> None:
+        request = SimpleNamespace(
+            id=task_id,
+            name=headers.get("task"),
+            task=headers.get("task"),
+            chord=None,
+            errbacks=None,
+            root_id=headers.get("root_id"),
+            parent_id=headers.get("parent_id"),
+            correlation_id=message.properties.get("correlation_id"),
+            reply_to=message.properties.get("reply_to"),
+            delivery_info=message.delivery_info,
+        )
+        try:
+            self.app.backend.mark_as_failure(task_id, exc, request=request)
+        except Exception as error:  # the result backend is away: the log line above stays the record
+            logger.warning("could not store the failure of task %s: %s", _task_ref(headers), error)
+        if self.event_dispatcher:
+            self.event_dispatcher.send("task-failed", uuid=task_id, exception=repr(exc))
+
+    def _fail_job(self, headers: dict[str, Any], line: str) -> None:
+        from ._girder_signals import _open
+
+        channel = _open(SimpleNamespace(**headers), self.app)
+        if channel is not None:
+            channel.write(f"girder-worker: {self.hostname} {line}\n")
+            channel.finish(JobStatus.ERROR)
+
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        if "task" not in headers:  # protocol 1: the name and id are in the body, decoded already
+            payload = message.payload
+            headers = {**headers, "task": payload.get("task"), "id": payload.get("id")}
+        name = headers.get("task")
+        rejection = Rejection(
+            "this worker has no task of that name",
+            "install the plugin that has it where the worker runs; `girder-worker plugins` lists the plugins "
+            "the worker loads and their tasks",
+            NotRegistered,
+        )
+        # Its Girder job is told by the task_unknown receiver in _girder_signals.
+        self._discard(message, {k: v for k, v in headers.items() if k != "jobInfoSpec"}, rejection, signal=False)
+        signals.task_unknown.send(sender=self, message=message, exc=exc, name=name, id=headers.get("id"))
 
     def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
         if isinstance(exc, ContentDisallowed):
-            logger.error(
-                "rejected task %s: content type %r is not accepted, only JSON is; "
-                "the message was discarded (publish it with serializer='json')",
-                _task_ref(message),
-                message.content_type,
+            rejection = Rejection(
+                f"content type {message.content_type!r} is not accepted, only JSON is",
+                "publish it with serializer='json'",
             )
         else:
-            logger.error("rejected task %s: %s; the message was discarded", _task_ref(message), exc)
-        message.reject_log_error(logger, self.connection_errors)
+            rejection = Rejection(str(exc), _NOT_A_TASK_FIX)
+        self._discard(message, message.headers, rejection)
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
-        logger.warning(
-            "discarded a message that is not a Celery task (content type %r, routing key %r)",
-            message.content_type,
-            (message.delivery_info or {}).get("routing_key"),
+        rejection = Rejection(
+            f"it has no 'task' header, so it is not a Celery task message (content type {message.content_type!r}, "
+            f"routing key {(message.delivery_info or {}).get('routing_key')!r})",
+            _NOT_A_TASK_FIX,
         )
-        message.reject_log_error(logger, self.connection_errors)
+        self._discard(message, message.headers, rejection)
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
-        logger.error(
-            "discarded message %s that cannot be decoded (content type %r, encoding %r): %s",
-            _task_ref(message),
-            message.content_type,
-            message.content_encoding,
-            exc,
+        rejection = Rejection(
+            f"its body cannot be decoded as {message.content_type!r} (encoding {message.content_encoding!r}): {exc}",
+            "publish it with serializer='json'",
         )
-        message.ack()
+        self._discard(message, message.headers, rejection)

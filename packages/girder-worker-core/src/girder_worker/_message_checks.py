@@ -1,0 +1,253 @@
+"""What makes a task message one the worker can run, checked before it runs.
+
+A Celery task message (protocol 2) has a ``task`` and an ``id`` header and a JSON
+body ``[args, kwargs, embed]``. The consumer (:mod:`._consumer`) checks each one,
+cheapest first: its headers, its size (``GIRDER_WORKER_MAX_MESSAGE_BYTES``), its
+task name, its body's shape, and whether its arguments fit the task's signature.
+A check that fails gives a :class:`Rejection`: one line that says what is wrong
+and how to fix it, never the body or the headers (they carry Girder tokens).
+
+The same size limit holds for clients: a girder-worker app's producer refuses to
+send a larger task message and raises :class:`MessageTooLargeError` instead, so a
+message is never lost to a broker's own limit (RabbitMQ closes the channel).
+
+Example::
+
+    >>> check_body([[1, 2], {"x": 1}, None])
+    >>> check_body({"x": 1}).problem
+    'the body is a JSON object, not the [args, kwargs, embed] array of a Celery task message'
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from celery.app import amqp as celery_amqp
+from celery.exceptions import InvalidTaskError
+from kombu.messaging import Producer as KombuProducer
+from kombu.pools import ProducerPool
+from kombu.serialization import dumps
+from kombu.utils.objects import cached_property
+
+__all__ = [
+    "AMQP",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "MessageTooLargeError",
+    "Rejection",
+    "check_arguments",
+    "check_body",
+    "check_headers",
+    "check_size",
+    "max_message_bytes",
+]
+
+#: RabbitMQ 4's own default limit (``max_message_size``): a larger message would
+#: make it close the publisher's channel. Redis and the embedded broker take more.
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+_BODY_FIX = "publish it with Celery's send_task or apply_async and serializer='json'"
+_JSON_TYPES = {dict: "object", list: "array", tuple: "array", str: "string", bool: "boolean", type(None): "null"}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a task message cannot run: ``problem`` and ``fix`` complete the log line
+
+    ``rejected task NAME[ID]: PROBLEM; the message was discarded (FIX)``; ``error``
+    is the exception its result holds.
+    """
+
+    problem: str
+    fix: str
+    error: type[Exception] = InvalidTaskError
+
+    def exception(self) -> Exception:
+        return self.error(self.problem)
+
+
+class MessageTooLargeError(ValueError):
+    """A task message larger than ``GIRDER_WORKER_MAX_MESSAGE_BYTES``; nothing was sent."""
+
+    def __init__(self, task: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"task {task}: the message is {size:,} bytes, more than GIRDER_WORKER_MAX_MESSAGE_BYTES "
+            f"({limit:,}); nothing was sent (pass large data as a Girder file or URL, or raise the "
+            "limit on the clients and the workers alike)"
+        )
+        self.task = task
+        self.size = size
+        self.limit = limit
+
+
+def max_message_bytes(app: Any) -> int:
+    """The app's size limit of task messages in bytes; 0 means none."""
+    config = getattr(app, "girder_worker_config", None)
+    return int(getattr(config, "max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES))
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), "number" if isinstance(value, int | float) else type(value).__name__)
+
+
+def check_headers(headers: Mapping[str, Any]) -> Rejection | None:
+    """The ``task`` and ``id`` headers every protocol-2 message needs."""
+    if not isinstance(headers.get("task"), str) or not headers["task"]:
+        return Rejection(f"its 'task' header is a JSON {_json_type(headers.get('task'))}, not a task name", _BODY_FIX)
+    if not isinstance(headers.get("id"), str) or not headers["id"]:
+        return Rejection("it has no 'id' header (a task id)", _BODY_FIX)
+    return None
+
+
+def check_size(body: bytes | str, limit: int) -> Rejection | None:
+    """A body larger than ``limit`` bytes (0: no limit)."""
+    if limit and len(body) > limit:
+        return Rejection(
+            f"its body is {len(body):,} bytes, more than GIRDER_WORKER_MAX_MESSAGE_BYTES ({limit:,})",
+            "pass large data as a Girder file or URL, or raise the limit on the clients and the workers alike",
+        )
+    return None
+
+
+def check_body(payload: Any) -> Rejection | None:
+    """A decoded body that is not ``[args, kwargs, embed]`` (or Celery's hybrid ``{"args": ...}``)."""
+    if isinstance(payload, dict) and "args" in payload:  # the hybrid form Celery still reads
+        items = [payload["args"], payload.get("kwargs", {}), None]
+    elif isinstance(payload, list | tuple) and len(payload) == 3:
+        items = list(payload)
+    elif isinstance(payload, list | tuple):
+        return Rejection(
+            f"the body is a JSON array of {len(payload)} items, not the [args, kwargs, embed] of a Celery task message",
+            _BODY_FIX,
+        )
+    else:
+        return Rejection(
+            f"the body is a JSON {_json_type(payload)}, not the [args, kwargs, embed] array of a Celery task message",
+            _BODY_FIX,
+        )
+    args, kwargs, embed = items
+    for name, value, wanted, kinds in (
+        ("args are", args, "an array", (list, tuple)),
+        ("kwargs are", kwargs, "an object", (dict,)),
+        ("embed is", embed, "an object or null", (dict, type(None))),
+    ):
+        if not isinstance(value, kinds):
+            return Rejection(f"its {name} a JSON {_json_type(value)}, not {wanted}", _BODY_FIX)
+    return None
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A task's signature, with the positional counts that need no ``bind`` to check."""
+
+    signature: inspect.Signature
+    least: int  # positional arguments without a default
+    most: float  # positional parameters (inf with *args)
+    keywords_only_positional: bool  # no keyword-only or **kwargs parameter is required
+
+    @classmethod
+    def of(cls, task: Any) -> Signature | None:
+        """``task.run``'s signature, or None when it must not or cannot be checked."""
+        if not getattr(task, "typing", True):  # the task asked Celery not to check its arguments
+            return None
+        try:
+            signature = inspect.signature(task.run)
+        except (TypeError, ValueError):  # no signature Python can read: let the task decide
+            return None
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        params = list(signature.parameters.values())
+        kinds = [p.kind for p in params]
+        return cls(
+            signature,
+            least=sum(1 for p in params if p.kind in positional and p.default is p.empty),
+            most=float("inf") if inspect.Parameter.VAR_POSITIONAL in kinds else sum(k in positional for k in kinds),
+            keywords_only_positional=not any(
+                p.kind == inspect.Parameter.KEYWORD_ONLY and p.default is p.empty for p in params
+            ),
+        )
+
+    def mismatch(self, args: Any, kwargs: Mapping[str, Any]) -> str | None:
+        """Why ``args`` and ``kwargs`` do not fit, or None when they do."""
+        if not kwargs and self.keywords_only_positional and self.least <= len(args) <= self.most:
+            return None  # the common case, without the cost of bind()
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            return str(exc)
+        return None
+
+
+def _given(args: Any, kwargs: Mapping[str, Any]) -> str:
+    count = len(args)
+    parts = [f"{count} positional argument{'' if count == 1 else 's'}"] if count or not kwargs else []
+    if kwargs:
+        names = [repr(str(k)[:40]) for k in list(kwargs)[:5]]
+        more = ", ..." if len(kwargs) > 5 else ""
+        parts.append(f"keyword argument{'' if len(kwargs) == 1 else 's'} {', '.join(names)}{more}")
+    return " and ".join(parts)
+
+
+def check_arguments(
+    task: Any, args: Any, kwargs: Mapping[str, Any], cache: dict[Any, Signature | None]
+) -> Rejection | None:
+    """Arguments that do not fit ``task``'s signature, read once per task into ``cache``."""
+    try:
+        signature = cache[task]
+    except KeyError:
+        signature = cache[task] = Signature.of(task)
+    if signature is None:
+        return None
+    problem = signature.mismatch(args, kwargs)
+    if problem is None:
+        return None
+    shown = f"{task.name.rpartition('.')[2]}{signature.signature}"
+    return Rejection(
+        f"called with {_given(args, kwargs)}, but its signature is {shown[:200]}: {problem}",
+        "send it with the arguments its signature names",
+        TypeError,
+    )
+
+
+class LimitedProducer(KombuProducer):  # type: ignore[misc]
+    """kombu's producer, which refuses a task message larger than :attr:`max_message_bytes`.
+
+    The body is serialized here, once, instead of in ``Producer.publish``: its size
+    costs a ``len()``.
+    """
+
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+
+    def publish(self, body: Any, *args: Any, **kwargs: Any) -> Any:
+        headers = kwargs.get("headers")
+        limit = self.max_message_bytes
+        if limit and isinstance(headers, dict) and "task" in headers and not kwargs.get("content_type"):
+            content_type, encoding, data = dumps(body, serializer=kwargs.get("serializer") or self.serializer)
+            if isinstance(data, str):
+                data = data.encode(encoding or "utf-8")
+            if len(data) > limit:
+                raise MessageTooLargeError(f"{headers['task']}[{headers.get('id', '?')}]", len(data), limit)
+            body = data
+            kwargs.update(content_type=content_type, content_encoding=encoding or "utf-8")
+        return super().publish(body, *args, **kwargs)
+
+
+class AMQP(celery_amqp.AMQP):  # type: ignore[misc]
+    """Celery's messaging of a girder-worker app, whose producers keep the size limit."""
+
+    _producer_pool: ProducerPool | None
+
+    @cached_property
+    def Producer(self) -> type[LimitedProducer]:  # noqa: N802  (Celery's name)
+        return type("Producer", (LimitedProducer,), {"max_message_bytes": max_message_bytes(self.app)})
+
+    @property
+    def producer_pool(self) -> ProducerPool:
+        # Celery takes kombu's process-wide pool of plain producers, shared by every
+        # app on the same broker; this app's own pool makes its own producers.
+        if self._producer_pool is None:
+            self._producer_pool = ProducerPool(self.app.pool, limit=self.app.pool.limit, Producer=self.Producer)
+        return self._producer_pool
+
+    publisher_pool = producer_pool

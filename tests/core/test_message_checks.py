@@ -1,0 +1,114 @@
+"""The checks of a task message, one by one: what each accepts and the line each gives."""
+
+from __future__ import annotations
+
+import pytest
+from celery import Celery
+
+from girder_worker._message_checks import check_arguments, check_body, check_headers, check_size
+
+app = Celery(set_as_current=False)
+
+
+@app.task(name="t.add")
+def add(x, y):
+    return x + y
+
+
+@app.task(name="t.bound", bind=True)
+def bound(self, a, b=2, *rest, key, flag=False, **extra):
+    return a
+
+
+@app.task(name="t.untyped", typing=False)
+def untyped(x):
+    return x
+
+
+def problem(task_name, args, kwargs):
+    rejection = check_arguments(app.tasks[task_name], args, kwargs, {})
+    return None if rejection is None else rejection.problem
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [([1, 2], {}), ([1], {"y": 2}), ([], {"x": 1, "y": 2})],
+)
+def test_arguments_that_fit_pass(args, kwargs):
+    assert problem("t.add", args, kwargs) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "says"),
+    [
+        ([1, 2, 3], {}, "called with 3 positional arguments, but its signature is add(x, y): too many positional"),
+        (
+            [1],
+            {},
+            "called with 1 positional argument, but its signature is add(x, y): missing a required argument: 'y'",
+        ),
+        ([], {}, "called with 0 positional arguments, but its signature is add(x, y): missing a required argument"),
+        ([1, 2], {"z": 3}, "called with 2 positional arguments and keyword argument 'z'"),
+        ([1], {"x": 2}, "multiple values for argument 'x'"),
+    ],
+)
+def test_arguments_that_do_not_fit_say_how(args, kwargs, says):
+    assert says in problem("t.add", args, kwargs)
+
+
+def test_a_bound_task_is_checked_without_self_and_with_its_keyword_only_arguments():
+    assert problem("t.bound", [1, 2, 3, 4], {"key": 1, "other": 5}) is None
+    assert "missing a required argument: 'key'" in problem("t.bound", [1], {})
+    assert "bound(a, b=2, *rest, key, flag=False, **extra)" in problem("t.bound", [], {"key": 1})
+
+
+def test_a_task_with_typing_false_is_not_checked():
+    assert problem("t.untyped", [1, 2, 3], {"z": 1}) is None
+
+
+def test_a_rejected_call_fails_with_a_type_error():
+    rejection = check_arguments(app.tasks["t.add"], [1, 2, 3], {}, {})
+    assert isinstance(rejection.exception(), TypeError)
+
+
+def test_the_signature_is_read_once_per_task():
+    cache = {}
+    task = app.tasks["t.add"]
+    check_arguments(task, [1, 2], {}, cache)
+    check_arguments(task, [1, 2, 3], {}, cache)
+    assert list(cache) == [task]
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        ({"x": 1}, "the body is a JSON object, not the [args, kwargs, embed] array"),
+        ("text", "the body is a JSON string"),
+        (7, "the body is a JSON number"),
+        (None, "the body is a JSON null"),
+        ([[1], {}], "the body is a JSON array of 2 items"),
+        ([{}, {}, None], "its args are a JSON object, not an array"),
+        ([[], [], None], "its kwargs are a JSON array, not an object"),
+        ([[], {}, []], "its embed is a JSON array, not an object or null"),
+        ({"args": [], "kwargs": []}, "its kwargs are a JSON array"),
+    ],
+)
+def test_bodies_that_are_not_task_bodies(payload, says):
+    assert says in check_body(payload).problem
+
+
+@pytest.mark.parametrize("payload", [[[1], {"a": 1}, None], [[], {}, {"callbacks": None}], {"args": [1]}])
+def test_task_bodies_pass(payload):
+    assert check_body(payload) is None
+
+
+def test_headers_need_a_task_name_and_an_id():
+    assert check_headers({"task": "t.add", "id": "1"}) is None
+    assert "has no 'id' header" in check_headers({"task": "t.add"}).problem
+    assert "'task' header is a JSON array, not a task name" in check_headers({"task": ["t"], "id": "1"}).problem
+
+
+def test_size_limit_zero_means_none():
+    assert check_size(b"x" * 11, 10).problem == "its body is 11 bytes, more than GIRDER_WORKER_MAX_MESSAGE_BYTES (10)"
+    assert check_size(b"x" * 10, 10) is None
+    assert check_size(b"x" * 11, 0) is None
