@@ -192,10 +192,12 @@ def embedded_poll_interval() -> float:
     return float(_EMBEDDED_POLL_SECONDS)
 
 
-def side_env(side: str, broker: str, data_dir: Path) -> dict[str, str]:
+def side_env(side: str, broker: str, data_dir: Path, prefetch: str | None = None) -> dict[str, str]:
     env = base_env()
     urls = BROKERS[broker]
     if side == "ours":
+        if prefetch is not None:
+            env["GIRDER_WORKER_PREFETCH"] = prefetch
         if urls is None:
             env["GIRDER_WORKER_DATA_DIR"] = str(data_dir)
         else:
@@ -381,7 +383,7 @@ def run_config(broker: str, pool: str, index: int, args: argparse.Namespace, run
     def fresh(side: str, what: str) -> tuple[dict[str, str], Path]:
         # A fresh data directory each time (used by the embedded broker only).
         data_dir = Path(tempfile.mkdtemp(prefix=f"{tag}-{side}-{what}-", dir=work))
-        return side_env(side, broker, data_dir), data_dir
+        return side_env(side, broker, data_dir, args.prefetch), data_dir
 
     def order(i: int) -> tuple[str, ...]:
         # Which side goes first alternates, round by round and configuration by configuration.
@@ -546,6 +548,7 @@ def preamble(args: argparse.Namespace, started: str) -> str:
             f"{os.cpu_count()} CPUs; code: {git_state()}, sources {source_digest()}; "
             f"load average at start {load_average()}",
             f"ours:  girder-worker {' '.join(COMMON_WORKER_OPTS)} -P <pool>[{conc}] -Q <queue> -I bench.gw_bench_tasks",
+            f"       GIRDER_WORKER_PREFETCH={args.prefetch or 'off (unset: fair dispatch)'}",
             "       (girder_worker.app.app with its loader, plugins and task class; fibonacci is gwexample's task",
             "        loaded through the plugin; add is bench/gw_bench_tasks.py, imported by celery worker's -I option)",
             f"plain: python -m celery -A bench.plain_app worker {' '.join(COMMON_WORKER_OPTS)}",
@@ -608,6 +611,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fib-runs", type=int, help="fibonacci runs per side (default 3; quick 1)")
     p.add_argument("--phase-timeout", type=float, default=180.0, help="seconds one phase may take")
     p.add_argument("--quick", action="store_true", help="small N, M and repeat counts")
+    p.add_argument(
+        "--prefetch", help="GIRDER_WORKER_PREFETCH of girder-worker's workers (default unset: fair dispatch)"
+    )
     p.add_argument("--no-json", action="store_true", help="do not write bench/results/<timestamp>.json")
     p.add_argument("--keep-logs", action="store_true", help="keep the workers' logs and data directories")
     args = p.parse_args(argv)

@@ -178,6 +178,7 @@ def test_every_example_has_a_test():
         "plugins_output_broken.txt",
         "routing_plugin.py",
         "setup.py",
+        "thumbnails.env",
         "unknown_setting.py",
     }
     present = {p.name for p in EXAMPLES.iterdir() if p.is_file() and not p.name.startswith(".")}

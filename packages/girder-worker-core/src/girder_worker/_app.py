@@ -77,12 +77,14 @@ def create_app(config: Config | None = None) -> GirderWorkerApp:
     from . import _girder_publish, _girder_signals  # noqa: F401  (connect their signal handlers)
     from ._cancel import CancelStep
     from ._delivery import DeliveryStep
+    from ._dispatch import FairDispatch
 
     app = GirderWorkerApp("girder_worker", girder_worker_config=config)
     app.conf.update(config.settings)
     # The built-in tasks; set without reading app.conf, which would finalize it.
     app.conf.update(imports=(*config.settings.get("imports", ()), "girder_worker.analysis.tasks"))
     app.steps["worker"].add(CancelStep)
+    app.steps["consumer"].add(FairDispatch)
     app.steps["worker"].add(DeliveryStep)
     logging.getLogger("girder_worker").setLevel(config.logging_level.upper())
     return app

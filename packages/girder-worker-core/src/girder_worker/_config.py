@@ -43,6 +43,8 @@ VARIABLES: dict[str, str] = {
     "from messages (default false).",
     "GIRDER_WORKER_MAX_MESSAGE_BYTES": "Largest task message body in bytes a client sends and a worker "
     "runs (default 16777216, RabbitMQ 4's own limit); 0 means no limit.",
+    "GIRDER_WORKER_PREFETCH": "off (default): a worker takes a task only when a process is free; a number N: "
+    "it reserves up to N tasks per process ahead, as Celery's worker_prefetch_multiplier.",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -79,6 +81,7 @@ class Config:
     job_log_limit: int = 1_000_000
     allow_python_mode: bool = False
     max_message_bytes: int = 16 * 1024 * 1024
+    prefetch_multiplier: int | None = None
     delivery: str = "at-least-once"
     max_deliveries: int = 2
     lease_seconds: float = 30.0
@@ -127,6 +130,19 @@ def _delivery(env: Mapping[str, str]) -> str:
             "GIRDER_WORKER_DELIVERY", f"unknown delivery policy {value!r}", f"use {' or '.join(DELIVERY_POLICIES)}"
         )
     return value
+
+
+def _prefetch(env: Mapping[str, str]) -> int | None:
+    text = env.get("GIRDER_WORKER_PREFETCH", "").strip().lower()
+    if text in ("", "off"):
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(
+            "GIRDER_WORKER_PREFETCH",
+            f"{env['GIRDER_WORKER_PREFETCH']!r} is neither off nor a whole number >= 1",
+            "use off to take a task only for a free process, or N to reserve N tasks per process",
+        )
+    return int(text)
 
 
 def _scheme(url: str) -> str:
@@ -240,6 +256,14 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
                 "use a number >= 0, or never",
             )
 
+    prefetch = _prefetch(env)
+    if prefetch is None:
+        # Celery lowers the prefetch count after a lost connection and raises it back
+        # to concurrency x multiplier; fair dispatch manages it instead.
+        settings["worker_enable_prefetch_count_reduction"] = False
+    else:
+        settings["worker_prefetch_multiplier"] = prefetch
+
     return Config(
         settings=settings,
         data_dir=data_dir,
@@ -254,6 +278,7 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         job_log_limit=int(_number(env, "GIRDER_WORKER_JOB_LOG_LIMIT", 1_000_000, 10_000, "characters")),
         allow_python_mode=_flag(env, "GIRDER_WORKER_ALLOW_PYTHON_MODE"),
         max_message_bytes=int(_number(env, "GIRDER_WORKER_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, 0, "bytes")),
+        prefetch_multiplier=prefetch,
         delivery=_delivery(env),
         max_deliveries=int(_number(env, "GIRDER_WORKER_MAX_DELIVERIES", 2, 1, "deliveries")),
         lease_seconds=_number(env, "GIRDER_WORKER_LEASE_SECONDS", 30.0, 1.0, "seconds"),

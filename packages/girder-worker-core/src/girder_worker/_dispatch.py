@@ -1,0 +1,163 @@
+"""Fair dispatch: a worker takes a task message only when a process is free to run it.
+
+Celery's worker reserves up to ``concurrency x worker_prefetch_multiplier`` task
+messages ahead of its free processes. With long tasks, a short task reserved by a
+worker whose processes are all busy waits behind a long one while another worker,
+or another process, is idle. Here the consumer fetches a message only while the
+worker has fewer reserved requests than pool processes (``GIRDER_WORKER_PREFETCH``
+unset or ``off``):
+
+* On virtual transports (Redis, the embedded broker, SQS, ...) the channel's QoS
+  says it cannot consume while every slot is taken, so the transport does not fetch.
+* On RabbitMQ, prefetch 0 means "unlimited", so there is no prefetch count for
+  "none now". The worker keeps ``prefetch_count`` at 1 and cancels its task
+  consumer (``basic.cancel``) as soon as a message takes the last free slot, before
+  that message is acknowledged: the broker never has two unacknowledged task
+  messages out to this worker, and, with the consumer cancelled, sends nothing
+  more once the last one is acknowledged. When a slot frees, the event loop
+  consumes again.
+
+ETA/countdown tasks are not counted: Celery holds them aside
+(``scheduled_requests``) until they are due, and raises the prefetch count for each.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import bootsteps
+from celery.worker import state
+from celery.worker.consumer.tasks import Tasks
+from kombu.transport import virtual
+
+__all__ = ["FairDispatch"]
+
+logger = logging.getLogger("girder_worker.worker")
+
+
+def _slots(c: Any) -> int:
+    """How many tasks the worker runs at once (the autoscaler's maximum if it has one)."""
+    return int(getattr(c.controller, "max_concurrency", None) or c.pool.num_processes or 1)
+
+
+def has_free_slot(c: Any) -> bool:
+    """Whether the consumer ``c`` has a process with no task reserved for it."""
+    return len(state.reserved_requests) < _slots(c)
+
+
+class _VirtualGate:
+    """Make a virtual transport's channel fetch only while a slot is free."""
+
+    def __init__(self, c: Any, qos: Any) -> None:
+        self.c = c
+        self.qos = qos
+        self.transport_can_consume = qos.can_consume
+        # An instance attribute shadows the QoS method the transport polls.
+        qos.can_consume = self.can_consume
+
+    def can_consume(self) -> bool:
+        return has_free_slot(self.c) and bool(self.transport_can_consume())
+
+    def close(self) -> None:
+        self.qos.__dict__.pop("can_consume", None)
+
+
+class _AmqpPause:
+    """Cancel the AMQP task consumer while every slot is taken, consume again when one frees.
+
+    Both callbacks run in the consumer's event loop thread, where every AMQP call
+    of the consumer is made.
+    """
+
+    def __init__(self, c: Any) -> None:
+        self.c = c
+        self.paused = False
+        # Requests of acks_late tasks, whose messages stay unacknowledged while they run.
+        self.held: list[Any] = []
+        # At most one unacknowledged task message on the way to this worker: the
+        # one whose arrival makes on_reserved cancel the consumer.
+        c.qos.value = 1
+        c.qos.update()
+        c.on_task_message.add(self.on_reserved)
+        c.hub.on_tick.add(self.maybe_resume)
+
+    def on_reserved(self, request: Any) -> None:
+        # Called by Celery's strategy after the request is reserved and before its
+        # message is acknowledged (the acknowledgement goes through the event loop).
+        if not self.paused and not has_free_slot(self.c):
+            self.paused = True
+            self.c.task_consumer.cancel()
+        if request.task.acks_late:
+            # Its message stays unacknowledged until it ends: without one more in the
+            # prefetch count, no other message could come while it runs.
+            self.held.append(request)
+            self.c.qos.increment_eventually()
+
+    def maybe_resume(self) -> None:
+        if self.held:
+            running = [r for r in self.held if not r.acknowledged]
+            if len(running) < len(self.held):
+                self.c.qos.decrement_eventually(len(self.held) - len(running))
+                self.held = running
+        if self.paused and has_free_slot(self.c):
+            self.paused = False
+            self.c.task_consumer.consume()
+
+    def close(self) -> None:
+        self.c.on_task_message.discard(self.on_reserved)
+        self.c.hub.on_tick.discard(self.maybe_resume)
+
+
+class FairDispatch(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Consumer bootstep: fetch a task message only for a free process.
+
+    Enabled unless ``GIRDER_WORKER_PREFETCH`` sets a prefetch multiplier. Added to
+    the app's consumer blueprint by :func:`girder_worker._app.create_app`.
+    """
+
+    label = "Fair dispatch"
+    requires = (Tasks,)
+
+    def __init__(self, c: Any, **kwargs: Any) -> None:
+        self.gate: _VirtualGate | _AmqpPause | None = None
+        self.announced = False
+        super().__init__(c, **kwargs)
+
+    def include_if(self, c: Any) -> bool:
+        config = getattr(c.app, "girder_worker_config", None)
+        return config is not None and config.prefetch_multiplier is None
+
+    def start(self, c: Any) -> None:
+        transport = c.connection.transport
+        qos = getattr(c.task_consumer.channel, "qos", None)
+        if isinstance(qos, virtual.QoS):
+            self.gate = _VirtualGate(c, qos)
+        elif transport.driver_type == "amqp" and c.hub is not None:
+            self.gate = _AmqpPause(c)
+        else:
+            if not self.announced:
+                logger.warning(
+                    "fair dispatch is not available with the %s broker transport and this pool "
+                    "(it needs a virtual transport, or RabbitMQ with the event loop of the prefork, "
+                    "solo or threads pool); the worker prefetches tasks as Celery does; set "
+                    "GIRDER_WORKER_PREFETCH=1 to make that explicit",
+                    transport.driver_type,
+                )
+                self.announced = True
+            return
+        if not self.announced:
+            logger.info(
+                "fair dispatch: this worker takes a task only when one of its %d process(es) is free "
+                "(GIRDER_WORKER_PREFETCH=off)",
+                _slots(c),
+            )
+            self.announced = True
+
+    def stop(self, c: Any) -> None:
+        if self.gate is not None:
+            self.gate.close()
+            self.gate = None
+
+    def shutdown(self, c: Any) -> None:
+        self.stop(c)

@@ -1,0 +1,151 @@
+"""Fair dispatch with real workers: a short task never waits behind a running long one.
+
+Each test prints how long the short tasks took after they were sent (run with -s).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from .conftest import purge_queue
+
+TIMED = "gwtest.dispatch.timed"
+SHORTS = 4
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def queue_app(client_app, unique_queue):
+    apps = []
+
+    def make(env):
+        app = client_app(env)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        purge_queue(app, unique_queue)
+
+
+def start_long(app, queue, marker, seconds):
+    """Send the long task and wait until a worker has started it."""
+    result = app.send_task(TIMED, args=[seconds], kwargs={"marker": str(marker)}, queue=queue)
+    wait_for(marker.exists, what="the long task to start")
+    return result
+
+
+def send_shorts(app, queue):
+    return [app.send_task(TIMED, args=[0.2], queue=queue) for _ in range(SHORTS)]
+
+
+def received(worker, results):
+    """The ids of the tasks among ``results`` that ``worker`` has received (reserved)."""
+    return [r.id for r in results if f"[{r.id}] received" in worker.log]
+
+
+def start_workers(start_worker, env, queue, layout):
+    """Start a prefork worker for each ``{name: concurrency}`` of ``layout``, and wait for all."""
+    workers = [
+        start_worker(env, "-P", "prefork", "-c", str(c), "-Q", queue, "-n", f"{name}@%h", ready=False)
+        for name, c in layout.items()
+    ]
+    for worker in workers:
+        worker.wait_ready()
+    return workers
+
+
+@pytest.mark.parametrize("layout", [{"w0": 1, "w1": 1}, {"w0": 2}], ids=["two-workers-c1", "one-worker-c2"])
+def test_short_tasks_run_while_a_long_one_holds_a_process(
+    broker, layout, env_for, start_worker, queue_app, unique_queue, tmp_path
+):
+    env = env_for(broker)
+    workers = start_workers(start_worker, env, unique_queue, layout)
+    app = queue_app(env)
+    long = start_long(app, unique_queue, tmp_path / "long", seconds=120)
+
+    sent = time.time()
+    results = [r.get(timeout=30) for r in send_shorts(app, unique_queue)]
+
+    assert not long.ready(), "the long task ended before the short ones; the test proves nothing"
+    print(
+        f"\n{broker} {layout}: {SHORTS} short tasks done {max(r['ended'] for r in results) - sent:.2f}s after sending"
+    )
+    assert "fair dispatch: this worker takes a task only when one of its" in workers[0].log
+
+
+@pytest.mark.parametrize("prefetch", ["off", "4"])
+def test_a_worker_that_comes_later_gets_the_short_tasks_only_with_fair_dispatch(
+    broker, prefetch, env_for, start_worker, queue_app, unique_queue, tmp_path
+):
+    """Worker w0 runs a long task when short ones arrive; w1 starts after them.
+
+    With fair dispatch the short tasks wait in the broker and w1 runs them at once.
+    With Celery's prefetch (GIRDER_WORKER_PREFETCH=4) w0 has reserved them, and
+    they wait for the long task to end while w1 idles.
+    """
+    env = {**env_for(broker), "GIRDER_WORKER_PREFETCH": prefetch}
+    (first,) = start_workers(start_worker, env, unique_queue, {"w0": 1})
+    app = queue_app(env)
+    # Awaited only where the short tasks wait for it; else long enough for w1 to start.
+    long = start_long(app, unique_queue, tmp_path / "long", seconds=120 if prefetch == "off" else 8)
+    sent = time.time()
+    shorts = send_shorts(app, unique_queue)
+    if prefetch != "off":
+        wait_for(lambda: received(first, shorts), what="w0 to reserve a short task")
+    start_workers(start_worker, env, unique_queue, {"w1": 1})  # after the shorts were sent
+
+    results = [r.get(timeout=60) for r in shorts]
+    done = max(r["ended"] for r in results) - sent
+    print(f"\n{broker} GIRDER_WORKER_PREFETCH={prefetch}: {SHORTS} short tasks done {done:.2f}s after sending")
+
+    if prefetch == "off":
+        assert not long.ready(), "the long task ended before the short ones; the test proves nothing"
+        assert {r["hostname"] for r in results} == {results[0]["hostname"]}
+        assert results[0]["hostname"].startswith("w1@")
+        assert received(first, shorts) == []
+    else:
+        ended = long.get(timeout=60)["ended"]
+        waited = [r for r in results if r["started"] >= ended]
+        assert waited, "with Celery's prefetch, no short task waited behind the long one"
+        assert all(r["hostname"].startswith("w0@") for r in waited)
+        assert "fair dispatch" not in first.log
+
+
+def test_a_stopping_worker_returns_the_tasks_it_reserved_to_the_broker(
+    broker, env_for, start_worker, queue_app, unique_queue, tmp_path
+):
+    """With Celery's prefetch a busy worker holds tasks; a warm shutdown gives them back.
+
+    The embedded broker's worker (no event loop) hands a held task to its pool as
+    soon as a process frees, so there it may run a held task before it exits.
+    """
+    env = {**env_for(broker), "GIRDER_WORKER_PREFETCH": "4"}
+    (first,) = start_workers(start_worker, env, unique_queue, {"w0": 1})
+    app = queue_app(env)
+    long = start_long(app, unique_queue, tmp_path / "long", seconds=3)
+    shorts = send_shorts(app, unique_queue)
+    wait_for(lambda: received(first, shorts), what="w0 to reserve a short task")
+
+    os.kill(first.proc.pid, signal.SIGTERM)  # warm shutdown, as systemd's KillMode=mixed: the long task ends first
+    first.wait_exit(timeout=30)
+    assert long.get(timeout=10)["hostname"].startswith("w0@")
+    start_workers(start_worker, env, unique_queue, {"w1": 1})
+
+    held = received(first, shorts)
+    results = {r.id: r.get(timeout=30) for r in shorts}
+    print(f"\n{broker}: w0 held {len(held)}, which ran on {sorted(results[i]['hostname'] for i in held)}")
+    if broker != "embedded":
+        assert all(results[i]["hostname"].startswith("w1@") for i in held)

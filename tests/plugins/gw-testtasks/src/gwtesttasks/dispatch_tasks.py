@@ -1,0 +1,16 @@
+"""Tasks for the fair dispatch tests: each says where and when it ran."""
+
+import time
+from pathlib import Path
+
+from girder_worker_utils import task
+
+
+@task(name="gwtest.dispatch.timed", bind=True)
+def timed(self, seconds, marker=None):
+    """Sleep ``seconds``; write ``marker`` on start; return the worker and the run's wall-clock times."""
+    started = time.time()
+    if marker:
+        Path(marker).write_text("started")
+    time.sleep(seconds)
+    return {"hostname": self.request.hostname, "started": started, "ended": time.time()}
