@@ -64,3 +64,4 @@ def purge_queue(app: Any, queue: str) -> None:
 
 
 from .girder_server import girder, girder_server_factory  # noqa: E402, F401
+from .private_brokers import private_rabbitmq, private_redis  # noqa: E402, F401

@@ -12,6 +12,8 @@ from typing import Any
 from celery.app.backends import BACKEND_ALIASES
 from kombu.transport import TRANSPORT_ALIASES
 
+from ._outages import broker_transport_options, outage_settings
+
 __all__ = ["VARIABLES", "Config", "ConfigError", "read_config"]
 
 #: Every environment variable girder-worker reads, with its meaning. The docs'
@@ -39,6 +41,8 @@ VARIABLES: dict[str, str] = {
     "lost (default 2).",
     "GIRDER_WORKER_LEASE_SECONDS": "How long a worker may go silent before other workers treat its running "
     "tasks as lost (default 30).",
+    "GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS": "JSON object of kombu transport options set over girder-worker's "
+    "(e.g. Redis's visibility_timeout); worker and clients should share it.",
     "GIRDER_WORKER_ALLOW_PYTHON_MODE": "true lets girder_worker.run execute python-mode scripts taken "
     "from messages (default false).",
     "GIRDER_WORKER_MAX_MESSAGE_BYTES": "Largest task message body in bytes a client sends and a worker "
@@ -204,6 +208,7 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         # before it calls the task lost (Celery: 10 s); the delivery policy acts then.
         "worker_lost_wait": 1.0,
         "task_always_eager": _flag(env, "GIRDER_WORKER_TASK_ALWAYS_EAGER"),
+        **outage_settings(),
     }
     # Eager runs store their states too, so AsyncResult(id) and cancel() work as with a worker.
     settings["task_store_eager_result"] = settings["task_always_eager"]
@@ -223,6 +228,13 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
     else:
         data_dir = Path(env.get("GIRDER_WORKER_DATA_DIR") or default_data_dir(env))
         settings.update(embedded_settings(_writable_dir(data_dir, "GIRDER_WORKER_DATA_DIR")))
+    try:
+        transport_options = broker_transport_options(_scheme(broker), env)
+    except ValueError as exc:
+        raise ConfigError(
+            "GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS", str(exc), 'use a JSON object, e.g. {"visibility_timeout": 43200}'
+        ) from None
+    settings["broker_transport_options"] = {**settings.get("broker_transport_options", {}), **transport_options}
 
     if backend:
         if _scheme(backend) not in BACKEND_ALIASES:

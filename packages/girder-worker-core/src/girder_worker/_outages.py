@@ -1,0 +1,68 @@
+"""Settings that carry workers and clients through broker and result backend outages.
+
+A worker outlives any broker restart: it reconnects for as long as it takes
+(Celery's default gives up after 100 tries, a few minutes, and then the worker
+exits). A client's publish retries for about :data:`PUBLISH_RETRY_SECONDS` and
+then raises :class:`kombu.exceptions.OperationalError`; on RabbitMQ a publish
+returns only once the broker has confirmed it has the message (publisher
+confirms), so a message is either taken or the client gets an error, never
+silently dropped. A result write (a task's state and return value) retries
+across an outage of about two minutes before it fails.
+
+``GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS`` (a JSON object) sets kombu transport
+options over these, for example Redis's ``visibility_timeout``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["PUBLISH_RETRY_SECONDS", "broker_transport_options", "outage_settings"]
+
+#: How long a client's publish keeps retrying an unreachable broker before it raises.
+PUBLISH_RETRY_SECONDS = 10
+
+
+def outage_settings() -> dict[str, Any]:
+    """The Celery settings of girder-worker's outage behaviour (any broker)."""
+    return {
+        # None: retry forever. The worker logs each attempt, so an outage is visible.
+        "broker_connection_max_retries": None,
+        # Retry a result write (and a client's result read) on connection errors, up to
+        # 25 times with exponential backoff from 1 s, capped at 10 s, full jitter: about
+        # two minutes. Celery's default (no retry) fails a task that succeeded while its
+        # result backend restarts: its result write reads the stored state first, and
+        # that read has no retry of its own.
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 25,
+        "result_backend_base_sleep_between_retries_ms": 1000,
+        "result_backend_max_sleep_between_retries_ms": 10_000,
+        # Publish: retry 0, 1, 2, 2, ... s apart; the connect_retries_timeout transport
+        # option below caps the whole at PUBLISH_RETRY_SECONDS (kombu's own cap is
+        # broker_connection_timeout, 4 s).
+        "task_publish_retry_policy": {"max_retries": 10, "interval_start": 0, "interval_step": 1, "interval_max": 2},
+    }
+
+
+def broker_transport_options(scheme: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """kombu transport options for a broker of ``scheme``, with the environment's over them.
+
+    Raises:
+        ValueError: ``GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS`` is not a JSON object;
+            the message says so in one line.
+    """
+    options: dict[str, Any] = {"connect_retries_timeout": PUBLISH_RETRY_SECONDS}
+    if scheme in ("amqp", "amqps", "pyamqp"):
+        options["confirm_publish"] = True
+    text = env.get("GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS", "").strip()
+    if text:
+        try:
+            extra = json.loads(text)
+        except ValueError:
+            extra = None
+        if not isinstance(extra, dict):
+            raise ValueError(f"{text!r} is not a JSON object")
+        options.update(extra)
+    return options
