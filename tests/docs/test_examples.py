@@ -174,6 +174,8 @@ def test_every_example_has_a_test():
         "girder-worker.env",
         "girder-worker@.service",
         "legacy_tasks.py",
+        "oversized_message.py",
+        "oversized_message_output.txt",
         "plugins_output.txt",
         "plugins_output_broken.txt",
         "publish_during_outage.py",

@@ -188,3 +188,27 @@ def test_girder_jobs_of_unknown_and_miscalled_tasks_end_error(girder, girder_que
     assert len([line for line in log.splitlines() if miscalled["celeryTaskId"] in line]) == 1
     for job in (unknown, miscalled):
         assert job["jobInfoSpec"]["headers"]["Girder-Token"] not in log
+
+
+def test_an_oversized_message_gets_no_girder_job_and_fails_the_job_it_names(girder, girder_queue, env_for, client_app):
+    app = client_app({**env_for("rabbitmq"), "GIRDER_WORKER_MAX_MESSAGE_BYTES": str(LIMIT)})
+    too_big = ["x" * LIMIT, "y"]
+
+    task_id = str(uuid.uuid4())
+    with pytest.raises(MessageTooLargeError):  # a publish with a Girder token would create a job first
+        app.send_task(
+            "gwtest.add",
+            args=too_big,
+            queue=girder_queue,
+            task_id=task_id,
+            headers={"girder_api_url": girder.api_url, "girder_client_token": girder.token},
+        )
+    status, jobs = girder.call("GET", "job", {"limit": 200})
+    assert status == 200
+    assert not [job for job in jobs if job.get("celeryTaskId") == task_id]
+
+    job = girder.create_job(handler="celery_handler")  # made elsewhere; the message names it
+    with pytest.raises(MessageTooLargeError):
+        app.send_task("gwtest.add", args=too_big, queue=girder_queue, headers={"jobInfoSpec": job["jobInfoSpec"]})
+    failed = girder.wait_for_status(job["_id"], ERROR)
+    assert "more than GIRDER_WORKER_MAX_MESSAGE_BYTES (65,536); nothing was sent" in log_of(failed)

@@ -26,8 +26,6 @@ from celery.exceptions import NotRegistered
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.exceptions import ContentDisallowed
 
-from girder_worker_utils import JobStatus
-
 from ._message_checks import (
     Rejection,
     Signature,
@@ -35,6 +33,7 @@ from ._message_checks import (
     check_body,
     check_headers,
     check_size,
+    fail_job,
     max_message_bytes,
 )
 
@@ -103,7 +102,7 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
         if signal:
             signals.task_rejected.send(sender=self, message=message, exc=exc)
         if "jobInfoSpec" in headers:
-            self._fail_job(headers, line)
+            fail_job(self.app, headers, f"girder-worker: {self.hostname} {line}")
 
     def _fail_result(self, message: Any, headers: dict[str, Any], task_id: str, exc: Exception) -> None:
         request = SimpleNamespace(
@@ -124,14 +123,6 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
             logger.warning("could not store the failure of task %s: %s", _task_ref(headers), error)
         if self.event_dispatcher:
             self.event_dispatcher.send("task-failed", uuid=task_id, exception=repr(exc))
-
-    def _fail_job(self, headers: dict[str, Any], line: str) -> None:
-        from ._girder_signals import _open
-
-        channel = _open(SimpleNamespace(**headers), self.app)
-        if channel is not None:
-            channel.write(f"girder-worker: {self.hostname} {line}\n")
-            channel.finish(JobStatus.ERROR)
 
     def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
         headers = message.headers if isinstance(message.headers, dict) else {}

@@ -23,14 +23,18 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
+from celery import current_task
 from celery.app import amqp as celery_amqp
 from celery.exceptions import InvalidTaskError
 from kombu.messaging import Producer as KombuProducer
 from kombu.pools import ProducerPool
 from kombu.serialization import dumps
 from kombu.utils.objects import cached_property
+
+from girder_worker_utils import JobStatus
 
 __all__ = [
     "AMQP",
@@ -210,6 +214,35 @@ def check_arguments(
     )
 
 
+def fail_job(app: Any, headers: Mapping[str, Any], text: str, wait: bool = False) -> None:
+    """End the Girder job of the message with ``headers`` ERROR, with ``text`` in its log.
+
+    ``wait``: try to send it now, in this thread (a client may exit right after).
+    """
+    from ._girder_reporter import reporter
+    from ._girder_signals import _open
+
+    channel = _open(SimpleNamespace(**headers), app)
+    if channel is None:
+        return
+    channel.write(text if text.endswith("\n") else text + "\n")
+    channel.finish(JobStatus.ERROR)
+    if wait:
+        reporter().send(channel, timeout=channel.settings.timeout, wait=True)
+
+
+def serialize_within(task_ref: str, body: Any, serializer: str, limit: int) -> tuple[str, str, bytes]:
+    """``body`` serialized: ``(content_type, content_encoding, data)``; raise
+    :class:`MessageTooLargeError` when ``data`` is over ``limit`` bytes (0: no limit)."""
+    content_type, encoding, data = dumps(body, serializer=serializer)
+    encoding = encoding or "utf-8"
+    if isinstance(data, str):
+        data = data.encode(encoding)
+    if limit and len(data) > limit:
+        raise MessageTooLargeError(task_ref, len(data), limit)
+    return content_type, encoding, data
+
+
 class LimitedProducer(KombuProducer):  # type: ignore[misc]
     """kombu's producer, which refuses a task message larger than :attr:`max_message_bytes`.
 
@@ -218,19 +251,33 @@ class LimitedProducer(KombuProducer):  # type: ignore[misc]
     """
 
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    app: Any = None
 
     def publish(self, body: Any, *args: Any, **kwargs: Any) -> Any:
         headers = kwargs.get("headers")
         limit = self.max_message_bytes
         if limit and isinstance(headers, dict) and "task" in headers and not kwargs.get("content_type"):
-            content_type, encoding, data = dumps(body, serializer=kwargs.get("serializer") or self.serializer)
-            if isinstance(data, str):
-                data = data.encode(encoding or "utf-8")
-            if len(data) > limit:
-                raise MessageTooLargeError(f"{headers['task']}[{headers.get('id', '?')}]", len(data), limit)
-            body = data
-            kwargs.update(content_type=content_type, content_encoding=encoding or "utf-8")
+            task_ref = f"{headers['task']}[{headers.get('id', '?')}]"
+            serializer = str(kwargs.get("serializer") or self.serializer)
+            try:
+                content_type, encoding, body = serialize_within(task_ref, body, serializer, limit)
+            except MessageTooLargeError as exc:
+                if "jobInfoSpec" in headers:  # its job waits for this message: it will not come
+                    fail_job(self.app, headers, f"girder-worker: {exc}", wait=True)
+                raise
+            kwargs.update(content_type=content_type, content_encoding=encoding)
         return super().publish(body, *args, **kwargs)
+
+
+def _creates_a_girder_job(message: Any, options: Mapping[str, Any]) -> bool:
+    """Whether ``before_task_publish`` will create a Girder job (POST /job) for ``message``."""
+    places = (message.headers, options.get("headers") or {}, message.properties)
+    if any("jobInfoSpec" in place for place in places[:2]):
+        return False
+    if any("girder_client_token" in place for place in places):
+        return True
+    parent = current_task.request if current_task else None  # a task's children inherit its token
+    return bool(getattr(parent, "girder_client_token", None))
 
 
 class AMQP(celery_amqp.AMQP):  # type: ignore[misc]
@@ -240,7 +287,7 @@ class AMQP(celery_amqp.AMQP):  # type: ignore[misc]
 
     @cached_property
     def Producer(self) -> type[LimitedProducer]:  # noqa: N802  (Celery's name)
-        return type("Producer", (LimitedProducer,), {"max_message_bytes": max_message_bytes(self.app)})
+        return type("Producer", (LimitedProducer,), {"max_message_bytes": max_message_bytes(self.app), "app": self.app})
 
     @property
     def producer_pool(self) -> ProducerPool:
@@ -251,3 +298,20 @@ class AMQP(celery_amqp.AMQP):  # type: ignore[misc]
         return self._producer_pool
 
     publisher_pool = producer_pool
+
+    def _create_task_sender(self) -> Any:
+        send = super()._create_task_sender()
+        limit = max_message_bytes(self.app)
+        default_serializer = self.app.conf.task_serializer
+
+        def send_task_message(producer: Any, name: str, message: Any, **options: Any) -> Any:
+            # The producer checks every task message, after the before_task_publish
+            # receivers; one that creates a Girder job must not run for a message that
+            # will not be sent, so those messages are measured before it as well.
+            if limit and _creates_a_girder_job(message, options):
+                task_ref = f"{name}[{message.headers.get('id', '?')}]"
+                serializer = str(options.get("serializer") or default_serializer)
+                serialize_within(task_ref, message.body, serializer, limit)
+            return send(producer, name, message, **options)
+
+        return send_task_message
