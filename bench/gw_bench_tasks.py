@@ -6,7 +6,8 @@ the Fibonacci task comes from the gwexample plugin, loaded as usual.
 
 ``add`` is ``bench/run.py``'s trivial task; ``cancelled_read_cost`` and
 ``spin_until_cancelled`` are ``bench/cancel.py``'s, with their plain-Celery
-counterparts (on ``AbortableTask``) in ``bench/plain_app.py``.
+counterparts (on ``AbortableTask``) in ``bench/plain_app.py``; ``record`` is
+``bench/faults.py``'s, the same in both apps (``bench/recording.py``).
 
 With ``BENCH_CANCEL_TRACE_DIR`` set, the worker also notes when its cancel
 listener delivers the cancel of a task that ``spin_until_cancelled`` runs:
@@ -18,12 +19,19 @@ latency into the way to the worker and the way from the listener to the task.
 import os
 import time
 
+from bench.recording import record_run
 from girder_worker_utils import task
 
 
 @task
 def add(x, y):
     return x + y
+
+
+@task(bind=True)
+def record(self, path, seconds):
+    """Note this run's start and end in the file ``path``; sleep ``seconds`` between."""
+    return record_run(path, self.request.id, seconds)
 
 
 @task(bind=True)

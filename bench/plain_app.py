@@ -15,6 +15,10 @@ Environment (all set by ``bench/run.py``):
     optional kombu transport class (``module:Class``).
 ``BENCH_PLAIN_BROKER_TRANSPORT_OPTIONS``
     optional JSON object of broker transport options.
+``BENCH_PLAIN_ACKS_LATE``
+    ``1``: ``task_acks_late`` and ``task_reject_on_worker_lost``, Celery's
+    documented recipe for delivering a task again when its worker dies
+    (``bench/faults.py`` runs plain Celery with and without it).
 
 Start a worker with ``python -m celery -A bench.plain_app worker`` from the
 repository root.
@@ -28,6 +32,8 @@ import time
 
 from celery import Celery
 from celery.contrib.abortable import AbortableTask
+
+from bench.recording import record_run
 
 app = Celery("plain")
 app.conf.update(
@@ -45,11 +51,20 @@ if os.environ.get("BENCH_PLAIN_BROKER_TRANSPORT"):
     app.conf.broker_transport = os.environ["BENCH_PLAIN_BROKER_TRANSPORT"]
 if os.environ.get("BENCH_PLAIN_BROKER_TRANSPORT_OPTIONS"):
     app.conf.broker_transport_options = json.loads(os.environ["BENCH_PLAIN_BROKER_TRANSPORT_OPTIONS"])
+if os.environ.get("BENCH_PLAIN_ACKS_LATE") == "1":
+    app.conf.task_acks_late = True
+    app.conf.task_reject_on_worker_lost = True
 
 
 @app.task
 def add(x, y):
     return x + y
+
+
+@app.task(bind=True)
+def record(self, path, seconds):
+    """Note this run's start and end in the file ``path``; sleep ``seconds`` between."""
+    return record_run(path, self.request.id, seconds)
 
 
 @app.task
