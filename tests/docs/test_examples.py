@@ -182,6 +182,7 @@ def test_every_example_has_a_test():
         "routing_plugin.py",
         "setup.py",
         "thumbnails.env",
+        "time_limited_tasks.py",
         "unknown_setting.py",
     }
     present = {p.name for p in EXAMPLES.iterdir() if p.is_file() and not p.name.startswith(".")}

@@ -78,12 +78,14 @@ def create_app(config: Config | None = None) -> GirderWorkerApp:
     from ._cancel import CancelStep
     from ._delivery import DeliveryStep
     from ._dispatch import FairDispatch
+    from ._timelimit import TimeLimitStep
 
     app = GirderWorkerApp("girder_worker", girder_worker_config=config)
     app.conf.update(config.settings)
     # The built-in tasks; set without reading app.conf, which would finalize it.
     app.conf.update(imports=(*config.settings.get("imports", ()), "girder_worker.analysis.tasks"))
     app.steps["worker"].add(CancelStep)
+    app.steps["worker"].add(TimeLimitStep)
     app.steps["consumer"].add(FairDispatch)
     app.steps["worker"].add(DeliveryStep)
     logging.getLogger("girder_worker").setLevel(config.logging_level.upper())

@@ -158,6 +158,25 @@ def _kill_descendants(pid: int) -> list[int]:
     return [c.pid for c in children]
 
 
+def interrupt_run(task_id: str) -> list[int] | None:
+    """Raise :class:`TaskTerminated` into the thread that runs ``task_id`` (solo, threads).
+
+    When it is the only run, the worker's child processes are killed first, since
+    they can only be its. Returns their pids, or None if no thread here runs it.
+    """
+    flag = REGISTRY.local.get(task_id)
+    if flag is None:
+        return None
+    alone = sum(1 for _ in worker_state.active_requests) == 1
+    killed = _kill_descendants(os.getpid()) if alone else []
+    if flag.thread_id == threading.main_thread().ident:
+        REGISTRY.main_thread_target = task_id
+        signal.pthread_kill(flag.thread_id, _TERMINATE_SIGNAL)
+    else:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(flag.thread_id), ctypes.py_object(TaskTerminated))
+    return killed
+
+
 class CancelStep(bootsteps.StartStopStep):  # type: ignore[misc]
     """Worker bootstep: the shared table, the durable ids, the listener thread."""
 
@@ -301,18 +320,10 @@ class CancelStep(bootsteps.StartStopStep):  # type: ignore[misc]
                     os.kill(pid, signal.SIGCONT)
             where = f"its pool process {pid}"
         else:
-            flag = REGISTRY.local.get(task_id)
-            if flag is None:
+            interrupted = interrupt_run(task_id)
+            if interrupted is None:
                 return
-            alone = sum(1 for _ in worker_state.active_requests) == 1
-            killed = _kill_descendants(os.getpid()) if alone else []
-            if flag.thread_id == threading.main_thread().ident:
-                REGISTRY.main_thread_target = task_id
-                signal.pthread_kill(flag.thread_id, _TERMINATE_SIGNAL)
-            else:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(flag.thread_id), ctypes.py_object(TaskTerminated)
-                )
+            killed = interrupted
             where = "its thread"
         logger.warning(
             "task %s[%s] did not stop within its cancel grace period: terminated %s%s",

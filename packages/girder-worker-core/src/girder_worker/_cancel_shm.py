@@ -7,6 +7,9 @@ task it runs, and a ring of recently cancelled ids. On a cancel the main process
 adds the id to the ring, then sets the cancel byte of any slot running it; a child
 starting a task writes its slot, then looks for its id in the ring. Whichever
 comes second sees the other, and the task's ``cancelled`` reads one byte.
+
+The byte also says who stopped the run: a cancel (1) or a soft (2) or hard (3)
+time limit, whose reason the main process writes into the slot first.
 """
 
 from __future__ import annotations
@@ -19,10 +22,17 @@ from typing import Any
 
 __all__ = ["SharedTable", "SlotFlag"]
 
-SLOT = 64  # flag byte, pad, pid (8 bytes at 8), task id (at 16, up to 48 bytes)
+SLOT = 128  # flag byte, pad, pid (8 bytes at 8), task id (at 16, 48 bytes), reason (at 64, 64 bytes)
 RING = 256
 ID_BYTES = 48
+REASON_AT = 64
+REASON_BYTES = 64
 _PID = struct.Struct("<q")
+
+CANCELLED = 1
+#: Flag byte of a run stopped by its time limit, by kind.
+TIME_LIMIT_CODES = {"soft": 2, "hard": 3}
+_TIME_LIMITS = {code: kind for kind, code in TIME_LIMIT_CODES.items()}
 
 
 def _encode(task_id: str) -> bytes:
@@ -51,9 +61,30 @@ class SharedTable:
         for slot in range(self.slots):
             base = slot * SLOT
             if self.mem[base + 16 : base + 16 + ID_BYTES] == raw:
-                self.mem[base] = 1
+                if not self.mem[base]:
+                    self.mem[base] = CANCELLED
                 (found,) = _PID.unpack_from(self.mem, base + 8)
         return found
+
+    def expire(self, task_id: str, time_limit: str, reason: str) -> int | None:
+        """Tell the run of ``task_id`` that its ``time_limit`` passed; return its pid.
+
+        Unlike :meth:`cancel` it leaves no trace for a later run of the same id: a
+        retried task starts with its time again. A run already stopping for a cancel
+        keeps that reason, unless this is its hard limit. None if no pool process
+        runs it.
+        """
+        raw = _encode(task_id)
+        text = reason.encode()[:REASON_BYTES]
+        for slot in range(self.slots):
+            base = slot * SLOT
+            if self.mem[base + 16 : base + 16 + ID_BYTES] == raw:
+                if not self.mem[base] or time_limit == "hard":
+                    at = base + REASON_AT
+                    self.mem[at : at + REASON_BYTES] = text + b"\0" * (REASON_BYTES - len(text))
+                    self.mem[base] = TIME_LIMIT_CODES[time_limit]
+                return int(_PID.unpack_from(self.mem, base + 8)[0])
+        return None
 
     def pid_running(self, task_id: str) -> int | None:
         raw = _encode(task_id)
@@ -75,7 +106,7 @@ class SharedTable:
         while at != -1 and (at - start) % ID_BYTES:
             at = self.mem.find(raw, at + 1, end)
         if at != -1:
-            self.mem[base] = 1
+            self.mem[base] = CANCELLED
         return SlotFlag(self.mem, base)
 
     def end(self, slot: int) -> None:
@@ -87,13 +118,12 @@ class SharedTable:
 class SlotFlag:
     """The cancel flag of a task running in a pool child: one shared byte."""
 
-    __slots__ = ("_base", "_latched", "_lock", "_mem", "_watcher", "callbacks", "reason", "thread_id")
+    __slots__ = ("_base", "_latched", "_lock", "_mem", "_watcher", "callbacks", "thread_id")
 
     def __init__(self, mem: mmap.mmap, base: int) -> None:
         self._mem = mem
         self._base = base
         self._latched = False
-        self.reason: str | None = "cancelled"
         self.callbacks: list[Any] = []
         self._watcher: Any = None
         self._lock = threading.Lock()
@@ -107,8 +137,21 @@ class SlotFlag:
             return True
         return False
 
+    @property
+    def time_limit(self) -> str | None:
+        """``"soft"`` or ``"hard"`` when a time limit stopped the run."""
+        return _TIME_LIMITS.get(self._mem[self._base])
+
+    @property
+    def reason(self) -> str:
+        if self.time_limit is None:
+            return "cancelled"
+        at = self._base + REASON_AT
+        return self._mem[at : at + REASON_BYTES].rstrip(b"\0").decode(errors="replace")
+
     def set(self, reason: str = "cancelled") -> None:
-        self._mem[self._base] = 1
+        if not self._mem[self._base]:
+            self._mem[self._base] = CANCELLED
 
     def add_callback(self, callback: Any) -> None:
         from ._cancel_watch import watch

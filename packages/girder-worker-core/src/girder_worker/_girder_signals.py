@@ -33,6 +33,7 @@ from . import _job_log
 from ._girder_job import JobChannel
 from ._girder_reporter import current_reporter, reporter
 from ._girder_rest import JobSpec, ReportSettings, load_client, rewrite_api_url
+from ._timelimit import girder_line
 
 __all__: list[str] = []
 
@@ -163,7 +164,9 @@ def _on_failure(
     if not _is_ours(sender):
         return
     channel = _channel_of(sender)
-    cancelled = channel is not None and bool(getattr(sender, "cancelled", False))
+    limit_line = girder_line(exception) if isinstance(exception, BaseException) else None
+    # A time limit cancels the run too, but ends it as a failure.
+    cancelled = limit_line is None and channel is not None and bool(getattr(sender, "cancelled", False))
     with _received_lock:
         remembered = _received.pop(task_id or "", None)
     if channel is None and remembered is not None:  # the pool process is gone: report from here
@@ -175,6 +178,8 @@ def _on_failure(
         text = f"girder-worker: {exception}; the job failed"
     else:
         text = getattr(einfo, "traceback", None) or f"{type(exception).__name__}: {exception}"
+    if limit_line is not None:  # which limit, not a traceback of the worker's machinery
+        text = limit_line
     channel.write(text if text.endswith("\n") else text + "\n")
     if cancelled:
         channel.write("girder-worker: the task raised after it was cancelled\n")

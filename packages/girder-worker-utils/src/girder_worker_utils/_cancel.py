@@ -20,11 +20,13 @@ class CancelFlag:
     task registered with :meth:`add_callback`.
     """
 
-    __slots__ = ("_callbacks", "_lock", "_set", "reason", "thread_id")
+    __slots__ = ("_callbacks", "_lock", "_set", "reason", "thread_id", "time_limit")
 
     def __init__(self) -> None:
         self._set = False
         self.reason: str | None = None
+        #: ``"soft"`` or ``"hard"`` when a time limit, not a user, stopped the run.
+        self.time_limit: str | None = None
         self._callbacks: list[Callable[[], object]] = []
         self._lock = threading.Lock()
         self.thread_id = threading.get_ident()
@@ -32,16 +34,20 @@ class CancelFlag:
     def is_set(self) -> bool:
         return self._set
 
-    def set(self, reason: str = "cancelled") -> None:
+    def set(self, reason: str = "cancelled", time_limit: str | None = None) -> None:
         """Mark the run cancelled (once), after running its callbacks.
 
         The task sees :meth:`is_set` only once the callbacks have run, so its final
-        state is never written before its cleanup.
+        state is never written before its cleanup. ``time_limit`` (``"soft"`` or
+        ``"hard"``) says a time limit stopped the run; a hard limit replaces any
+        earlier reason, since it ends the run whatever came before.
         """
         with self._lock:
-            if self.reason is not None:
+            first = self.reason is None
+            if first or time_limit == "hard":
+                self.reason, self.time_limit = reason, time_limit
+            if not first:
                 return
-            self.reason = reason
             callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             _run_callback(callback)

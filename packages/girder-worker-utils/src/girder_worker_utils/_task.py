@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 import celery
 from celery import signals
 from celery._state import _task_stack
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.worker import state as _worker_state
 
 from ._cancel import CancelFlag
@@ -55,7 +56,10 @@ class Task(celery.Task):  # type: ignore[misc]
             return n
 
     Either way a cancelled run ends in Celery state ``REVOKED``, never
-    ``SUCCESS`` or ``FAILURE``.
+    ``SUCCESS`` or ``FAILURE``. A run stopped by its soft time limit sees
+    :attr:`cancelled` the same way, with :attr:`cancel_reason` saying which limit,
+    and ends ``FAILURE`` with Celery's ``SoftTimeLimitExceeded`` (or
+    ``TimeLimitExceeded`` at its hard limit) however it stops.
 
     A task called directly from inside a running task runs as a plain function
     call in the caller's context: it sees the caller's request, and so the
@@ -96,9 +100,10 @@ class Task(celery.Task):  # type: ignore[misc]
             except Exception:
                 if self.cancelled:  # what a cancelled task raises on its way out is not a failure
                     _log.warning(
-                        "%s[%s] raised after it was cancelled; it ends cancelled:\n%s",
+                        "%s[%s] raised after it was cancelled (%s):\n%s",
                         self.name,
                         request.id,
+                        _reason(request),
                         traceback.format_exc(),
                     )
                     self._end_cancelled(request, _reason(request), terminated=False)
@@ -113,6 +118,10 @@ class Task(celery.Task):  # type: ignore[misc]
         flag = request.__dict__.get(CANCEL_ATTR)
         if flag is not None:
             flag.run_pending_callbacks()
+        limit = getattr(flag, "time_limit", None)
+        if limit is not None:  # not a user's cancel: a failure, caused by what is in flight
+            error = TimeLimitExceeded if limit == "hard" else SoftTimeLimitExceeded
+            raise error(_reason(request)) from sys.exc_info()[1]
         self.backend.mark_as_revoked(request.id, reason, request=request)
         signals.task_revoked.send(sender=self, request=request, terminated=terminated, signum=None, expired=False)
         raise Ignore(reason)
@@ -134,6 +143,17 @@ class Task(celery.Task):  # type: ignore[misc]
         if flag is not None:
             return bool(flag.is_set())
         return request.id is not None and request.id in _worker_state.revoked
+
+    @property
+    def cancel_reason(self) -> str | None:
+        """Why this run was cancelled, or None while it is not.
+
+        ``"cancelled"`` (or the reason its canceller gave) for a user's cancel, or
+        which time limit passed, such as ``"soft time limit (2 s) exceeded"``.
+        """
+        if not self.cancelled:
+            return None
+        return _reason(self.request)
 
     @property
     def canceled(self) -> bool:
