@@ -164,6 +164,7 @@ def test_job_longer_than_the_broker_timeouts_runs_once(
 ):
     """90 s jobs against RabbitMQ's consumer_timeout and Redis's visibility_timeout, both 30 s."""
     rabbitmq = private_rabbitmq(consumer_timeout_ms=30_000)
+    assert "{consumer_timeout,30000}" in rabbitmq.ctl("environment").stdout  # the node enforces it
     redis = private_redis()
     envs = {
         "rabbitmq": {"GIRDER_WORKER_BROKER": rabbitmq.url, "GIRDER_WORKER_BACKEND": redis.url.replace("/0", "/1")},

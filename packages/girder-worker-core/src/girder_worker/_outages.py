@@ -1,8 +1,8 @@
 """Settings that carry workers and clients through broker and result backend outages.
 
-A worker outlives any broker restart: it reconnects for as long as it takes
-(Celery's default gives up after 100 tries, a few minutes, and then the worker
-exits). A client's publish retries for about :data:`PUBLISH_RETRY_SECONDS` and
+A worker outlives any broker outage: it reconnects for as long as it takes
+(Celery's default gives up after 100 attempts, about 45 minutes at kombu's
+intervals of 2, 4, ... up to 30 s). A client's publish retries for about :data:`PUBLISH_RETRY_SECONDS` and
 then raises :class:`kombu.exceptions.OperationalError`; on RabbitMQ a publish
 returns only once the broker has confirmed it has the message (publisher
 confirms), so a message is either taken or the client gets an error, never
