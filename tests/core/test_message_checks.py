@@ -108,6 +108,27 @@ def test_headers_need_a_task_name_and_an_id():
     assert "'task' header is a JSON array, not a task name" in check_headers({"task": ["t"], "id": "1"}).problem
 
 
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ({"timelimit": "soon"}, "its 'timelimit' header is not [hard, soft] seconds"),
+        ({"timelimit": [1, "x"]}, "its 'timelimit' header is not [hard, soft] seconds"),
+        ({"timelimit": [1, -2]}, "its 'timelimit' header is not [hard, soft] seconds"),
+        ({"retries": "many"}, "its 'retries' header is not a whole number >= 0"),
+        ({"retries": True}, "its 'retries' header is not a whole number >= 0"),
+        ({"shadow": {"a": 1}}, "its 'shadow' header is a JSON object, not a string"),
+        ({"root_id": 5}, "its 'root_id' header is a JSON number, not a string"),
+    ],
+)
+def test_headers_celery_would_fail_on(extra, says):
+    assert says in check_headers({"task": "t.add", "id": "1", **extra}).problem
+
+
+def test_headers_celery_sends_pass():
+    headers = {"task": "t.add", "id": "1", "timelimit": [None, 2.5], "retries": 0, "shadow": None, "group": "g"}
+    assert check_headers(headers) is None
+
+
 def test_size_limit_zero_means_none():
     assert check_size(b"x" * 11, 10).problem == "its body is 11 bytes, more than GIRDER_WORKER_MAX_MESSAGE_BYTES (10)"
     assert check_size(b"x" * 10, 10) is None

@@ -23,6 +23,7 @@ from typing import Any
 
 from celery import signals
 from celery.exceptions import NotRegistered
+from celery.worker import state as worker_state
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.exceptions import ContentDisallowed
 
@@ -42,11 +43,21 @@ __all__ = ["Consumer"]
 logger = logging.getLogger("girder_worker.worker")
 
 _NOT_A_TASK_FIX = "publish tasks with Celery's send_task or apply_async"
+_MAX_PROBLEM = 500
 
 
 def _task_ref(headers: Any) -> str:
     headers = headers if isinstance(headers, dict) else {}
     return f"{headers.get('task', '?')}[{headers.get('id', '?')}]"
+
+
+def _forget_request(headers: Any) -> None:
+    """Take the request of a message that failed half-way out of the worker's books,
+    where it would hold a process slot for ever."""
+    task_id = headers.get("id") if isinstance(headers, dict) else None
+    for request in [*worker_state.reserved_requests, *worker_state.active_requests]:
+        if request.id == task_id:
+            worker_state.task_ready(request)
 
 
 class Consumer(CeleryConsumer):  # type: ignore[misc]
@@ -66,7 +77,16 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
                 rejection = self._check(message, headers)
                 if rejection is not None:
                     return self._discard(message, headers, rejection)
-            return celery_handler(message)
+            try:
+                return celery_handler(message)
+            except Exception as exc:
+                # Celery treats an error here as unrecoverable and stops the worker; a
+                # message that causes one before it is acknowledged is a bad message.
+                if message.acknowledged:
+                    raise
+                _forget_request(headers)
+                rejection = Rejection(f"the worker cannot read it ({type(exc).__name__}: {exc})", _NOT_A_TASK_FIX)
+                return self._discard(message, headers, rejection)
 
         return on_task_received
 
@@ -91,7 +111,8 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
 
     def _discard(self, message: Any, headers: Any, rejection: Rejection, signal: bool = True) -> None:
         """Log ``rejection``, drop the message and fail its result and its Girder job."""
-        line = f"rejected task {_task_ref(headers)}: {rejection.problem}; the message was discarded ({rejection.fix})"
+        problem = " ".join(rejection.problem.split())[:_MAX_PROBLEM]  # one line, whatever an exception said
+        line = f"rejected task {_task_ref(headers)}: {problem}; the message was discarded ({rejection.fix})"
         logger.error("%s", line)
         message.reject_log_error(logger, self.connection_errors)
         exc = rejection.exception()
@@ -135,6 +156,7 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
             "install the plugin that has it where the worker runs; `girder-worker plugins` lists the plugins "
             "the worker loads and their tasks",
             NotRegistered,
+            str(name),  # NotRegistered('the.name'), as Celery stores it
         )
         # Its Girder job is told by the task_unknown receiver in _girder_signals.
         self._discard(message, {k: v for k, v in headers.items() if k != "jobInfoSpec"}, rejection, signal=False)

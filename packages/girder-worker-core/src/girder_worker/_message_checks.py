@@ -67,9 +67,10 @@ class Rejection:
     problem: str
     fix: str
     error: type[Exception] = InvalidTaskError
+    error_argument: str | None = None  # default: the problem
 
     def exception(self) -> Exception:
-        return self.error(self.problem)
+        return self.error(self.problem if self.error_argument is None else self.error_argument)
 
 
 class MessageTooLargeError(ValueError):
@@ -96,12 +97,28 @@ def _json_type(value: Any) -> str:
     return _JSON_TYPES.get(type(value), "number" if isinstance(value, int | float) else type(value).__name__)
 
 
+def _is_limit(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool) and value >= 0)
+
+
 def check_headers(headers: Mapping[str, Any]) -> Rejection | None:
-    """The ``task`` and ``id`` headers every protocol-2 message needs."""
+    """The ``task`` and ``id`` headers every protocol-2 message needs, and the optional
+    ones a worker would fail on (a bad ``timelimit`` stops a plain Celery worker)."""
     if not isinstance(headers.get("task"), str) or not headers["task"]:
         return Rejection(f"its 'task' header is a JSON {_json_type(headers.get('task'))}, not a task name", _BODY_FIX)
     if not isinstance(headers.get("id"), str) or not headers["id"]:
         return Rejection("it has no 'id' header (a task id)", _BODY_FIX)
+    for name in ("shadow", "root_id", "parent_id", "group"):
+        if not isinstance(headers.get(name), str | None):
+            return Rejection(f"its {name!r} header is a JSON {_json_type(headers[name])}, not a string", _BODY_FIX)
+    timelimit = headers.get("timelimit")
+    if timelimit is not None and not (
+        isinstance(timelimit, list | tuple) and len(timelimit) == 2 and all(map(_is_limit, timelimit))
+    ):
+        return Rejection("its 'timelimit' header is not [hard, soft] seconds (numbers or null)", _BODY_FIX)
+    retries = headers.get("retries")
+    if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool) or retries < 0):
+        return Rejection("its 'retries' header is not a whole number >= 0", _BODY_FIX)
     return None
 
 
