@@ -427,6 +427,8 @@ def counts(trial: Trial, watcher: StateWatcher | None, seconds: float) -> dict[s
         "kill_to_final_max_s": max(to_final) if to_final else None,
         "failures": sorted(set(watcher.errors.values())) if watcher else [],
         "notes": trial.notes,
+        "runs": [[r.task_id, r.pid, r.start, r.end] for r in runs],
+        "killed_pids": trial.killed,
         "seconds": seconds,
         "queue": trial.queue,
         "nodes": trial.nodes,
