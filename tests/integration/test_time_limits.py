@@ -9,6 +9,8 @@ import psutil
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
+from girder_worker._cancel_store import store_for
+
 from .conftest import purge_queue
 from .girder_jobs import (
     ERROR,
@@ -72,6 +74,8 @@ def test_soft_limit_reaches_the_task_as_a_cancel_with_its_reason(
         assert error.args == (SOFT,)
         assert marker.read_text() == SOFT  # what self.cancel_reason said
         assert f"[{result.id}]: {SOFT}; the task was cancelled" in worker.log
+    # Not a user's cancel: nothing in the durable cancel store would stop a retry.
+    assert not {by_task.id, by_call.id} & set(store_for(app).recent())
 
 
 @pytest.mark.parametrize("broker_name", ["embedded", "rabbitmq"])

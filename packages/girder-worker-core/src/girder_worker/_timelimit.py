@@ -42,7 +42,7 @@ from girder_worker_utils import TaskTerminated
 
 from ._cancel import REGISTRY, CancelStep, _kill_descendants, interrupt_run
 
-__all__ = ["TimeLimitStep", "girder_line"]
+__all__ = ["TimeLimitStep", "girder_line", "reason_for"]
 
 logger = logging.getLogger("girder_worker.timelimit")
 
@@ -175,10 +175,13 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
     # main thread: a run handed to the pool -----------------------------------
     def _options(self, options: dict[str, Any]) -> dict[str, Any]:
         """The pool's options for one run: no time limits of Celery's, ours instead."""
+        # Celery's Request hands over its on_timeout; without a request, Celery keeps them.
+        request = getattr(options.get("timeout_callback"), "__self__", None)
+        if request is None:
+            return options
         soft = options.pop("soft_timeout", None) or self.default_soft
         hard = options.pop("timeout", None) or self.default_hard
-        request = getattr(options.get("timeout_callback"), "__self__", None)
-        if request is None or not (soft or hard):
+        if not (soft or hard):
             return options
         run = _Run(request, soft, hard, self._grace_for(request))
         options["accept_callback"] = partial(self._started, run, options.get("accept_callback"))
