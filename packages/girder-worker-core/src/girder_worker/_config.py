@@ -207,6 +207,10 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         # How long a prefork worker waits for the result of a pool process that died
         # before it calls the task lost (Celery: 10 s); the delivery policy acts then.
         "worker_lost_wait": 1.0,
+        # Celery 6's default, which also stops its warning at every lost connection: a
+        # late-acknowledging task whose connection is gone is stopped, as its message is
+        # delivered again anyway. Tasks acknowledged at start (girder-worker's) run on.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_always_eager": _flag(env, "GIRDER_WORKER_TASK_ALWAYS_EAGER"),
         **outage_settings(),
     }
