@@ -56,10 +56,10 @@ def received(worker, results):
     return [r.id for r in results if f"[{r.id}] received" in worker.log]
 
 
-def start_workers(start_worker, env, queue, layout):
-    """Start a prefork worker for each ``{name: concurrency}`` of ``layout``, and wait for all."""
+def start_workers(start_worker, env, queue, layout, pool="prefork"):
+    """Start a worker for each ``{name: concurrency}`` of ``layout``, and wait for all."""
     workers = [
-        start_worker(env, "-P", "prefork", "-c", str(c), "-Q", queue, "-n", f"{name}@%h", ready=False)
+        start_worker(env, "-P", pool, "-c", str(c), "-Q", queue, "-n", f"{name}@%h", ready=False)
         for name, c in layout.items()
     ]
     for worker in workers:
@@ -67,12 +67,16 @@ def start_workers(start_worker, env, queue, layout):
     return workers
 
 
-@pytest.mark.parametrize("layout", [{"w0": 1, "w1": 1}, {"w0": 2}], ids=["two-workers-c1", "one-worker-c2"])
+@pytest.mark.parametrize(
+    ("pool", "layout"),
+    [("prefork", {"w0": 1, "w1": 1}), ("prefork", {"w0": 2}), ("threads", {"w0": 2})],
+    ids=["two-workers-c1", "one-worker-c2", "one-threads-worker-c2"],
+)
 def test_short_tasks_run_while_a_long_one_holds_a_process(
-    broker, layout, env_for, start_worker, queue_app, unique_queue, tmp_path
+    broker, pool, layout, env_for, start_worker, queue_app, unique_queue, tmp_path
 ):
     env = env_for(broker)
-    workers = start_workers(start_worker, env, unique_queue, layout)
+    workers = start_workers(start_worker, env, unique_queue, layout, pool)
     app = queue_app(env)
     long = start_long(app, unique_queue, tmp_path / "long", seconds=120)
 
@@ -80,9 +84,8 @@ def test_short_tasks_run_while_a_long_one_holds_a_process(
     results = [r.get(timeout=30) for r in send_shorts(app, unique_queue)]
 
     assert not long.ready(), "the long task ended before the short ones; the test proves nothing"
-    print(
-        f"\n{broker} {layout}: {SHORTS} short tasks done {max(r['ended'] for r in results) - sent:.2f}s after sending"
-    )
+    done = max(r["ended"] for r in results) - sent
+    print(f"\n{broker} {pool} {layout}: {SHORTS} short tasks done {done:.2f}s after sending")
     assert "fair dispatch: this worker takes a task only when one of its" in workers[0].log
 
 

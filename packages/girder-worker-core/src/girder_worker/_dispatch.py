@@ -27,6 +27,7 @@ import logging
 from typing import Any
 
 from celery import bootsteps
+from celery.concurrency import prefork, solo
 from celery.worker import state
 from celery.worker.consumer.tasks import Tasks
 from kombu.transport import virtual
@@ -46,20 +47,55 @@ def has_free_slot(c: Any) -> bool:
     return len(state.reserved_requests) < _slots(c)
 
 
+class _Waker:
+    """Keep the event loop turning while the worker is full, for pools whose tasks end out of its sight.
+
+    A prefork pool's results arrive on pipes the event loop watches, and the solo
+    pool runs tasks in the loop itself, so the loop sees a slot free. A task of the
+    threads pool ends in its own thread, and the loop might sleep on until some
+    message arrives (a second or more): a short timer wakes it meanwhile.
+    """
+
+    INTERVAL = 0.01
+
+    def __init__(self, c: Any) -> None:
+        self.hub = c.hub if c.hub is not None and not isinstance(c.pool, (prefork.TaskPool, solo.TaskPool)) else None
+        self.entry: Any = None
+
+    def arm(self) -> None:
+        if self.hub is not None and self.entry is None:
+            self.entry = self.hub.call_repeatedly(self.INTERVAL, _nothing)
+
+    def disarm(self) -> None:
+        if self.entry is not None:
+            self.entry.cancel()
+            self.entry = None
+
+
+def _nothing() -> None:
+    """The timer's callback: waking the loop is all (its next turn checks the slots)."""
+
+
 class _VirtualGate:
     """Make a virtual transport's channel fetch only while a slot is free."""
 
     def __init__(self, c: Any, qos: Any) -> None:
         self.c = c
         self.qos = qos
+        self.waker = _Waker(c)
         self.transport_can_consume = qos.can_consume
         # An instance attribute shadows the QoS method the transport polls.
         qos.can_consume = self.can_consume
 
     def can_consume(self) -> bool:
-        return has_free_slot(self.c) and bool(self.transport_can_consume())
+        if not has_free_slot(self.c):
+            self.waker.arm()
+            return False
+        self.waker.disarm()
+        return bool(self.transport_can_consume())
 
     def close(self) -> None:
+        self.waker.disarm()
         self.qos.__dict__.pop("can_consume", None)
 
 
@@ -73,6 +109,7 @@ class _AmqpPause:
     def __init__(self, c: Any) -> None:
         self.c = c
         self.paused = False
+        self.waker = _Waker(c)
         # Requests of acks_late tasks, whose messages stay unacknowledged while they run.
         self.held: list[Any] = []
         # At most one unacknowledged task message on the way to this worker: the
@@ -88,6 +125,7 @@ class _AmqpPause:
         if not self.paused and not has_free_slot(self.c):
             self.paused = True
             self.c.task_consumer.cancel()
+            self.waker.arm()
         if request.task.acks_late:
             # Its message stays unacknowledged until it ends: without one more in the
             # prefetch count, no other message could come while it runs.
@@ -102,9 +140,11 @@ class _AmqpPause:
                 self.held = running
         if self.paused and has_free_slot(self.c):
             self.paused = False
+            self.waker.disarm()
             self.c.task_consumer.consume()
 
     def close(self) -> None:
+        self.waker.disarm()
         self.c.on_task_message.discard(self.on_reserved)
         self.c.hub.on_tick.discard(self.maybe_resume)
 
@@ -134,23 +174,32 @@ class FairDispatch(bootsteps.StartStopStep):  # type: ignore[misc]
         if isinstance(qos, virtual.QoS):
             self.gate = _VirtualGate(c, qos)
         elif transport.driver_type == "amqp" and c.hub is not None:
+            vanishing = sorted(q.name for q in c.task_consumer.queues if q.auto_delete)
+            if vanishing:
+                # RabbitMQ deletes such a queue, messages and all, when its last consumer cancels.
+                self.refuse(f"queue(s) {', '.join(vanishing)} are auto_delete, which pausing would delete")
+                return
             self.gate = _AmqpPause(c)
         else:
-            if not self.announced:
-                logger.warning(
-                    "fair dispatch is not available with the %s broker transport and this pool "
-                    "(it needs a virtual transport, or RabbitMQ with the event loop of the prefork, "
-                    "solo or threads pool); the worker prefetches tasks as Celery does; set "
-                    "GIRDER_WORKER_PREFETCH=1 to make that explicit",
-                    transport.driver_type,
-                )
-                self.announced = True
+            self.refuse(
+                f"the {transport.driver_type} transport with this pool cannot pause (it needs a virtual "
+                "transport, or RabbitMQ with the event loop of the prefork, solo or threads pool)"
+            )
             return
         if not self.announced:
             logger.info(
                 "fair dispatch: this worker takes a task only when one of its %d process(es) is free "
                 "(GIRDER_WORKER_PREFETCH=off)",
                 _slots(c),
+            )
+            self.announced = True
+
+    def refuse(self, why: str) -> None:
+        if not self.announced:
+            logger.warning(
+                "fair dispatch is off on this worker: %s; it prefetches tasks as Celery does "
+                "(set GIRDER_WORKER_PREFETCH to the number of tasks per process to reserve, and this line goes)",
+                why,
             )
             self.announced = True
 
