@@ -248,15 +248,15 @@ def fail_job(app: Any, headers: Mapping[str, Any], text: str, wait: bool = False
         reporter().send(channel, timeout=channel.settings.timeout, wait=True)
 
 
-def serialize_within(task_ref: str, body: Any, serializer: str, limit: int) -> tuple[str, str, bytes]:
-    """``body`` serialized: ``(content_type, content_encoding, data)``; raise
-    :class:`MessageTooLargeError` when ``data`` is over ``limit`` bytes (0: no limit)."""
+def serialize_within(headers: Mapping[str, Any], body: Any, serializer: str, limit: int) -> tuple[str, str, bytes]:
+    """The task message ``body`` serialized: ``(content_type, content_encoding, data)``;
+    raise :class:`MessageTooLargeError` when ``data`` is over ``limit`` bytes."""
     content_type, encoding, data = dumps(body, serializer=serializer)
     encoding = encoding or "utf-8"
     if isinstance(data, str):
         data = data.encode(encoding)
-    if limit and len(data) > limit:
-        raise MessageTooLargeError(task_ref, len(data), limit)
+    if len(data) > limit:
+        raise MessageTooLargeError(f"{headers.get('task', '?')}[{headers.get('id', '?')}]", len(data), limit)
     return content_type, encoding, data
 
 
@@ -271,18 +271,16 @@ class LimitedProducer(KombuProducer):  # type: ignore[misc]
     app: Any = None
 
     def publish(self, body: Any, *args: Any, **kwargs: Any) -> Any:
-        headers = kwargs.get("headers")
-        limit = self.max_message_bytes
-        if limit and isinstance(headers, dict) and "task" in headers and not kwargs.get("content_type"):
-            task_ref = f"{headers['task']}[{headers.get('id', '?')}]"
-            serializer = str(kwargs.get("serializer") or self.serializer)
+        headers: Any = kwargs.get("headers")
+        if self.max_message_bytes and "task" in (headers or ()) and not kwargs.get("content_type"):
+            serializer = str(kwargs.get("serializer") or self.serializer or "json")
             try:
-                content_type, encoding, body = serialize_within(task_ref, body, serializer, limit)
+                content_type, encoding, body = serialize_within(headers, body, serializer, self.max_message_bytes)
             except MessageTooLargeError as exc:
                 if "jobInfoSpec" in headers:  # its job waits for this message: it will not come
                     fail_job(self.app, headers, f"girder-worker: {exc}", wait=True)
                 raise
-            kwargs.update(content_type=content_type, content_encoding=encoding)
+            kwargs["content_type"], kwargs["content_encoding"] = content_type, encoding
         return super().publish(body, *args, **kwargs)
 
 
@@ -326,9 +324,8 @@ class AMQP(celery_amqp.AMQP):  # type: ignore[misc]
             # receivers; one that creates a Girder job must not run for a message that
             # will not be sent, so those messages are measured before it as well.
             if limit and _creates_a_girder_job(message, options):
-                task_ref = f"{name}[{message.headers.get('id', '?')}]"
-                serializer = str(options.get("serializer") or default_serializer)
-                serialize_within(task_ref, message.body, serializer, limit)
+                serializer = options.get("serializer") or default_serializer
+                serialize_within({**message.headers, "task": name}, message.body, serializer, limit)
             return send(producer, name, message, **options)
 
         return send_task_message
