@@ -152,3 +152,16 @@ def test_a_stopping_worker_returns_the_tasks_it_reserved_to_the_broker(
     print(f"\n{broker}: w0 held {len(held)}, which ran on {sorted(results[i]['hostname'] for i in held)}")
     if broker != "embedded":
         assert all(results[i]["hostname"].startswith("w1@") for i in held)
+
+
+def test_acks_late_tasks_fill_every_process_on_rabbitmq(env_for, start_worker, queue_app, unique_queue, tmp_path):
+    """Their messages stay unacknowledged while they run, yet do not hold the next one back."""
+    env = env_for("rabbitmq")
+    start_workers(start_worker, env, unique_queue, {"w0": 2})
+    app = queue_app(env)
+    markers = [tmp_path / "first", tmp_path / "second"]
+
+    for marker in markers:
+        app.send_task("gwtest.dispatch.timed_late", args=[120], kwargs={"marker": str(marker)}, queue=unique_queue)
+
+    wait_for(lambda: all(m.exists() for m in markers), what="both acks_late tasks to run at once")

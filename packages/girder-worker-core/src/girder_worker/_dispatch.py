@@ -27,7 +27,6 @@ import logging
 from typing import Any
 
 from celery import bootsteps
-from celery.concurrency import prefork, solo
 from celery.worker import state
 from celery.worker.consumer.tasks import Tasks
 from kombu.transport import virtual
@@ -59,7 +58,10 @@ class _Waker:
     INTERVAL = 0.01
 
     def __init__(self, c: Any) -> None:
-        self.hub = c.hub if c.hub is not None and not isinstance(c.pool, (prefork.TaskPool, solo.TaskPool)) else None
+        from celery.concurrency import prefork, solo  # the worker's only: billiard is no client's business
+
+        seen = isinstance(c.pool, (prefork.TaskPool, solo.TaskPool))
+        self.hub = c.hub if c.hub is not None and not seen else None
         self.entry: Any = None
 
     def arm(self) -> None:

@@ -14,3 +14,9 @@ def timed(self, seconds, marker=None):
         Path(marker).write_text("started")
     time.sleep(seconds)
     return {"hostname": self.request.hostname, "started": started, "ended": time.time()}
+
+
+@task(name="gwtest.dispatch.timed_late", bind=True, acks_late=True)
+def timed_late(self, seconds, marker=None):
+    """:func:`timed` with its message acknowledged only when it ends."""
+    return timed.run(seconds, marker)
