@@ -35,7 +35,7 @@ def test_the_example_prints_what_the_page_shows(run):
 def test_the_quoted_lines_are_the_real_ones():
     app = Celery(set_as_current=False)
 
-    @app.task(name="gwtest.add")
+    @app.task(name="gwtest.add", shared=False)  # shared, it would join every app made after
     def add(x, y):
         return x + y
 
