@@ -54,6 +54,17 @@ def broker_env(broker: str, data_dir: Path) -> dict[str, str]:
     raise ValueError(broker)
 
 
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
+    """Poll ``predicate`` until it returns something true, and return that; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIRDER_WORKER_")}
     env.pop("PYTHONPATH", None)

@@ -45,6 +45,23 @@ def client_app() -> Iterator[Callable[[dict[str, str]], Any]]:
         close_app(app)
 
 
+@pytest.fixture
+def queue_app(
+    client_app: Callable[[dict[str, str]], Any], unique_queue: str
+) -> Iterator[Callable[[dict[str, str]], Any]]:
+    """``queue_app(env)``: a client app; the test's queue is deleted from its broker afterwards."""
+    apps: list[Any] = []
+
+    def make(env: dict[str, str]) -> Any:
+        app = client_app(env)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        purge_queue(app, unique_queue)
+
+
 def close_app(app: Any) -> None:
     """Close what a client app opened, its result backend's connections included."""
     backend = app.backend

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from kombu.exceptions import OperationalError
 
+from ..conftest import wait_for
 from .private_brokers import PrivateRabbitMQ, PrivateRedis
 
 JOB = "gwtest.outage.job"
@@ -42,16 +43,6 @@ def finishes(path: Path) -> Counter[str]:
     if not path.exists():
         return Counter()
     return Counter(line.split()[1] for line in path.read_text().splitlines() if line.startswith("finish "))
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 @dataclass

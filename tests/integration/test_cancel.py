@@ -12,19 +12,9 @@ from celery.exceptions import TaskRevokedError
 
 from girder_worker import cancel
 
-from .conftest import purge_queue
+from ..conftest import wait_for
 
 POOLS = ("prefork", "threads", "solo")
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 def wait_state(result, state, timeout=30.0):
@@ -36,20 +26,6 @@ def send_and_wait_started(app, name, queue, marker, *args, **kwargs):
     result = app.send_task(name, args=[str(marker), *args], kwargs=kwargs, queue=queue)
     wait_for(lambda: marker.exists(), what=f"{name} to start")
     return result
-
-
-@pytest.fixture
-def queue_app(client_app, unique_queue):
-    apps = []
-
-    def make(env):
-        app = client_app(env)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        purge_queue(app, unique_queue)
 
 
 @pytest.mark.parametrize("pool", POOLS)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import purge_queue
+from ..conftest import wait_for
 from .girder_jobs import ERROR, SUCCESS, girder_queue_fixture, log_of, on_queue, schedule  # noqa: F401
 
 AT_LEAST_ONCE, AT_MOST_ONCE = "at-least-once", "at-most-once"
@@ -25,16 +25,6 @@ def starts(log: Path, task_id: str) -> list[int]:
         return []
     prefix = f"start {task_id} " if task_id else "start "
     return [int(line.split()[2]) for line in log.read_text().splitlines() if line.startswith(prefix)]
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 def wait_final(result, timeout=60.0) -> str:
@@ -54,20 +44,6 @@ def delivery_env(env_for):
         return env
 
     return make
-
-
-@pytest.fixture
-def queue_app(client_app, unique_queue):
-    apps = []
-
-    def make(env):
-        app = client_app(env)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        purge_queue(app, unique_queue)
 
 
 def test_a_pool_process_killed_mid_task_runs_the_task_again(

@@ -11,33 +11,10 @@ import time
 
 import pytest
 
-from .conftest import purge_queue
+from ..conftest import wait_for
 
 TIMED = "gwtest.dispatch.timed"
 SHORTS = 4
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-@pytest.fixture
-def queue_app(client_app, unique_queue):
-    apps = []
-
-    def make(env):
-        app = client_app(env)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        purge_queue(app, unique_queue)
 
 
 def start_long(app, queue, marker, seconds):

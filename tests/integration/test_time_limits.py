@@ -11,7 +11,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from girder_worker._cancel_store import store_for
 
-from .conftest import purge_queue
+from ..conftest import wait_for
 from .girder_jobs import (
     ERROR,
     QUEUED,
@@ -23,27 +23,12 @@ from .girder_jobs import (
     schedule,
     wait_started,
 )
-from .test_cancel import POOLS, wait_for, wait_state
+from .test_cancel import POOLS, wait_state
 
 #: gw-setuptools-plugin sets task_time_limit; tests of the worker-wide limits load this one only.
 ONLY_TESTTASKS = {"GIRDER_WORKER_PLUGINS": "gwtesttasks"}
 SOFT = "soft time limit (1 s) exceeded"
 HARD = "hard time limit (2 s) exceeded"
-
-
-@pytest.fixture
-def queue_app(client_app, unique_queue):
-    """``queue_app(env)``: a client app; the test's queue is purged afterwards."""
-    apps = []
-
-    def make(env):
-        app = client_app(env)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        purge_queue(app, unique_queue)
 
 
 def failure_of(result, timeout=30.0):

@@ -142,6 +142,15 @@ def _raise_in_main_thread(signum: int, frame: Any) -> None:
         raise TaskTerminated()
 
 
+def grace_period(task: Any, app: Any) -> float | None:
+    """Seconds a cancelled run of ``task`` may take to stop: its own, else the worker's; None: never."""
+    declared = getattr(task, "cancel_grace_period", None)
+    if declared is not None:
+        return float(declared)
+    default: float | None = app.girder_worker_config.cancel_grace_period
+    return default
+
+
 # -- the worker's listener ---------------------------------------------------
 
 
@@ -284,11 +293,7 @@ class CancelStep(bootsteps.StartStopStep):  # type: ignore[misc]
                 heapq.heappush(self.escalations, (time.monotonic() + grace, task_id))
 
     def _grace_for(self, request: Any) -> float | None:
-        declared = getattr(request.task, "cancel_grace_period", None)
-        if declared is not None:
-            return float(declared)
-        default: float | None = self.app.girder_worker_config.cancel_grace_period
-        return default
+        return grace_period(request.task, self.app)
 
     def _escalate_due(self) -> None:
         now = time.monotonic()

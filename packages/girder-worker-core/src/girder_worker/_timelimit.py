@@ -40,7 +40,7 @@ from celery.worker import state as worker_state
 
 from girder_worker_utils import TaskTerminated
 
-from ._cancel import REGISTRY, CancelStep, _kill_descendants, interrupt_run
+from ._cancel import REGISTRY, CancelStep, _kill_descendants, grace_period, interrupt_run
 
 __all__ = ["TimeLimitStep", "girder_line", "reason_for"]
 
@@ -200,11 +200,7 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
         return options
 
     def _grace_for(self, request: Any) -> float | None:
-        declared = getattr(request.task, "cancel_grace_period", None)
-        if declared is not None:
-            return float(declared)
-        default: float | None = self.app.girder_worker_config.cancel_grace_period
-        return default
+        return grace_period(request.task, self.app)
 
     def _started(self, run: _Run, accepted: Callable[..., Any] | None, pid: int, *args: Any) -> None:
         run.pid = pid
