@@ -19,14 +19,31 @@ class GirderUnavailable(Exception):
     """Girder gave no useful answer: no connection, no answer in time, or a 5xx."""
 
 
+_client_loaded = False
+
+
 def load_client() -> None:
-    """Import the HTTP client in the calling thread.
+    """Import the HTTP client, and what it imports on its first request, in the calling thread.
 
     The worker's main process calls it before its sender thread first needs the
-    client: a pool process forked while that thread is inside ``import requests``
-    would inherit the import's lock held, and hang on its own first import.
+    client. A pool process forked while that thread is inside an import (``requests``
+    itself, or ``netrc``, which requests imports when it prepares its first request)
+    inherits the import's lock held, and hangs on its own first report: seen in
+    the tests, with a pool process forked to replace a killed one.
     """
-    import requests  # noqa: F401
+    global _client_loaded
+    if _client_loaded:
+        return
+    import requests
+
+    url = "http://127.0.0.1/"
+    with requests.Session() as session:  # the request path up to the network, without sending
+        prepared = session.prepare_request(requests.Request("PUT", url, data={"status": "2"}))
+        session.merge_environment_settings(prepared.url, {}, None, None, None)
+        adapter = session.get_adapter(url)
+        if isinstance(adapter, requests.adapters.HTTPAdapter):
+            adapter.get_connection_with_tls_context(prepared, verify=True)
+    _client_loaded = True
 
 
 class Http:
