@@ -314,7 +314,7 @@ class Delivery:
                 continue
             self.app.backend.mark_as_failure(task_id, TaskLost(failure))
             self.store.release([(task_id, int(headers.get("retries") or 0))], holder, DONE)
-            _girder_signals.report_lost(headers, self.app, f"girder-worker: {failure}; the job failed", final=True)
+            _girder_signals.report_to_job(headers, self.app, f"girder-worker: {failure}; the job failed")
         return count
 
     # -- applying the policy ------------------------------------------------------
@@ -338,7 +338,7 @@ class Delivery:
                     deliveries + 1,
                     policy.limit,
                 )
-                _girder_signals.report_lost(
+                _girder_signals.report_to_job(
                     headers,
                     self.app,
                     f"girder-worker: the worker running this job was lost ({how}); it was delivered again "

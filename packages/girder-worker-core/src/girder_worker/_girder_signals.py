@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
@@ -209,28 +210,31 @@ def _on_revoked(
 @signals.task_unknown.connect(dispatch_uid="girder_worker.girder.unknown")
 def _on_unknown(sender: Any = None, message: Any = None, name: str | None = None, **kwargs: Any) -> None:
     # The message is discarded; without this its job would wait in QUEUED for ever.
-    headers = getattr(message, "headers", None) or {}
-    if "jobInfoSpec" not in headers:
-        return
-    channel = _open(SimpleNamespace(**headers), getattr(sender, "app", None))
-    if channel is not None:
-        hostname = getattr(sender, "hostname", None) or "this worker"
-        channel.write(f"girder-worker: {hostname} has no task named {name!r}; is the plugin that has it installed?\n")
-        channel.finish(JobStatus.ERROR)
+    hostname = getattr(sender, "hostname", None) or "this worker"
+    report_to_job(
+        getattr(message, "headers", None) or {},
+        getattr(sender, "app", None),
+        f"girder-worker: {hostname} has no task named {name!r}; is the plugin that has it installed?",
+    )
 
 
-def report_lost(headers: dict[str, Any], app: Any, line: str, *, final: bool) -> None:
-    """Tell the Girder job of a task lost with its worker what became of it."""
+def report_to_job(headers: Mapping[str, Any], app: Any, line: str, *, final: bool = True) -> JobChannel | None:
+    """Write ``line`` to the log of the Girder job that message ``headers`` name, if any.
+
+    For a message whose run will not report (unknown, rejected, lost with its
+    worker). With ``final`` the job then ends ERROR; without, it stays as it is.
+    """
     if "jobInfoSpec" not in headers:
-        return
+        return None
     channel = _open(SimpleNamespace(**headers), app)
     if channel is None:
-        return
-    channel.write(line + "\n")
+        return None
+    channel.write(line if line.endswith("\n") else line + "\n")
     if final:
         channel.finish(JobStatus.ERROR)
     else:
         channel.close()
+    return channel
 
 
 @signals.task_retry.connect(dispatch_uid="girder_worker.girder.retry")

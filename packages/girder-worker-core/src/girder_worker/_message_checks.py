@@ -23,7 +23,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from celery import current_task
@@ -33,8 +32,6 @@ from kombu.messaging import Producer as KombuProducer
 from kombu.pools import ProducerPool
 from kombu.serialization import dumps
 from kombu.utils.objects import cached_property
-
-from girder_worker_utils import JobStatus
 
 __all__ = [
     "AMQP",
@@ -237,14 +234,10 @@ def fail_job(app: Any, headers: Mapping[str, Any], text: str, wait: bool = False
     ``wait``: try to send it now, in this thread (a client may exit right after).
     """
     from ._girder_reporter import reporter
-    from ._girder_signals import _open
+    from ._girder_signals import report_to_job
 
-    channel = _open(SimpleNamespace(**headers), app)
-    if channel is None:
-        return
-    channel.write(text if text.endswith("\n") else text + "\n")
-    channel.finish(JobStatus.ERROR)
-    if wait:
+    channel = report_to_job(headers, app, text)
+    if channel is not None and wait:
         reporter().send(channel, timeout=channel.settings.timeout, wait=True)
 
 
