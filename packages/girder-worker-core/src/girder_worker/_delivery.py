@@ -22,7 +22,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from billiard.einfo import ExceptionInfo
 from billiard.exceptions import WorkerLostError
@@ -63,9 +63,12 @@ def policy_for(task: Any, config: Config) -> Policy:
     if mode not in DELIVERY_POLICIES:
         mode = config.delivery  # reported once at worker start
     declared = getattr(task, "max_deliveries", None)
-    if isinstance(declared, int) and not isinstance(declared, bool) and declared >= 1:
-        return Policy(mode, declared)
-    return Policy(mode, config.max_deliveries)
+    return Policy(mode, declared if _is_count(declared) else config.max_deliveries)
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    """Whether ``value`` is a usable ``max_deliveries``: an integer >= 1 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def check_declarations(tasks: Any) -> list[str]:
@@ -79,9 +82,7 @@ def check_declarations(tasks: Any) -> list[str]:
                 f"default (use {' or '.join(repr(p) for p in DELIVERY_POLICIES)})"
             )
         declared = getattr(task, "max_deliveries", None)
-        if declared is not None and not (
-            isinstance(declared, int) and not isinstance(declared, bool) and declared >= 1
-        ):
+        if declared is not None and not _is_count(declared):
             problems.append(
                 f"task {name} declares max_deliveries={declared!r}; it gets the worker's default (use an integer >= 1)"
             )
