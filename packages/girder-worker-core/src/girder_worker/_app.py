@@ -58,6 +58,11 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
         return self.conf
 
     @cached_property
+    def AsyncResult(self) -> Any:  # noqa: N802  (Celery's name)
+        """Results with the task's Girder job as ``.job`` (the original's GirderAsyncResult)."""
+        return self.subclass_with_self("girder_worker.task:GirderAsyncResult")
+
+    @cached_property
     def Worker(self) -> Any:  # noqa: N802  (Celery's name)
         return self.subclass_with_self("girder_worker._worker:Worker")
 
@@ -74,6 +79,9 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
 def create_app(config: Config | None = None) -> GirderWorkerApp:
     """Build a girder-worker app from ``config`` (default: the environment)."""
     config = config or read_config()
+    from . import _wire_format
+
+    _wire_format.install()
     from . import _girder_publish, _girder_signals  # noqa: F401  (connect their signal handlers)
     from ._cancel import CancelStep
     from ._delivery import DeliveryStep

@@ -27,6 +27,8 @@ from celery.worker import state as worker_state
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.exceptions import ContentDisallowed
 
+from girder_worker_utils.wire import RefusedObject, restore
+
 from ._message_checks import (
     Rejection,
     Signature,
@@ -58,6 +60,39 @@ def _forget_request(headers: Any) -> None:
     for request in [*worker_state.reserved_requests, *worker_state.active_requests]:
         if request.id == task_id:
             worker_state.task_ready(request)
+
+
+_REFUSED_FIX = (
+    "a task message may carry JSON values and the transform classes of the plugins the worker loads; "
+    "see the 'Migrating from girder_worker 5.x' page"
+)
+
+
+def _refused_object(exc: BaseException) -> RefusedObject | None:
+    """The allow-list's refusal inside ``exc`` (kombu wraps decoder errors in DecodeError)."""
+    for candidate in (exc, exc.__cause__, *getattr(exc, "args", ())[:1]):
+        if isinstance(candidate, RefusedObject):
+            return candidate
+    return None
+
+
+def _refused(exc: RefusedObject, place: str) -> Rejection:
+    return Rejection(f"{place} names {exc}; nothing was imported or constructed", _REFUSED_FIX)
+
+
+def _check_hooks(headers: dict[str, Any]) -> Rejection | None:
+    """``girder_result_hooks`` the worker could not restore (they run after the task)."""
+    hooks = headers.get("girder_result_hooks")
+    if hooks is None:
+        return None
+    if not isinstance(hooks, list):
+        return Rejection("its 'girder_result_hooks' header is not a list", _REFUSED_FIX)
+    try:
+        for hook in hooks:
+            restore(hook)
+    except RefusedObject as exc:
+        return _refused(exc, "its 'girder_result_hooks' header")
+    return None
 
 
 class Consumer(CeleryConsumer):  # type: ignore[misc]
@@ -99,8 +134,11 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
         except ContentDisallowed:
             return None  # on_invalid_task says it
         except Exception as exc:
+            refused = _refused_object(exc)
+            if refused is not None:
+                return _refused(refused, "its body")
             return Rejection(f"its body is not valid JSON ({exc})", "publish it with serializer='json'")
-        rejection = check_body(payload)
+        rejection = check_body(payload) or _check_hooks(headers)
         if rejection is not None:
             return rejection
         if isinstance(payload, dict):

@@ -10,6 +10,7 @@ status change, each status in a request of its own.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import threading
 import time
@@ -73,14 +74,20 @@ class JobChannel:
         self.scheduled_at = float("inf")
         self.requests_sent = 0
         self._warned: set[str] = set()
+        self._bytes_decoder: codecs.IncrementalDecoder | None = None
 
     def __repr__(self) -> str:
         return f"<JobChannel job {self.spec.job_id}>"
 
     # -- the task's side (no network I/O) ---------------------------------------
 
-    def write(self, message: str, forceFlush: bool = False) -> None:  # noqa: N803
-        """Append ``message`` to the job's log."""
+    def write(self, message: str | bytes, forceFlush: bool = False) -> None:  # noqa: N803
+        """Append ``message`` to the job's log; bytes are read as UTF-8 (a character
+        split between two writes is kept whole)."""
+        if isinstance(message, bytes | bytearray):
+            if self._bytes_decoder is None:
+                self._bytes_decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            message = self._bytes_decoder.decode(bytes(message))
         if self.log.write(str(message)) or forceFlush:
             self._wake(urgent=forceFlush)
 

@@ -23,6 +23,8 @@ from celery._state import _task_stack
 from kombu.utils.json import dumps
 
 from girder_worker_utils._job import GIRDER_HEADERS, GIRDER_OPTIONS
+from girder_worker_utils._transforms_run import model_repr, walk
+from girder_worker_utils.wire import flatten
 
 from ._girder_reporter import reporter
 from ._girder_rest import GirderUnavailable
@@ -71,8 +73,9 @@ def job_parameters(
         "type": str(values["girder_job_type"]),
         "handler": str(values["girder_job_handler"]),
         "public": "true" if values["girder_job_public"] else "false",
-        "args": dumps(list(args or [])),
-        "kwargs": dumps(dict(kwargs or {})),
+        # Transform arguments as their readable form (the original's _repr_model_).
+        "args": dumps(walk(list(args or []), model_repr)),
+        "kwargs": dumps(walk(dict(kwargs or {}), model_repr)),
         "otherFields": dumps(other_fields),
     }
 
@@ -98,6 +101,24 @@ def create_job(api_url: str, token: str, params: Mapping[str, str], task_ref: st
     return body
 
 
+#: The Girder jobs this process created as it published, by task id, for
+#: ``AsyncResult(...).job``; the oldest are forgotten past this many.
+_MAX_REMEMBERED = 1000
+_jobs: dict[str, dict[str, Any]] = {}
+
+
+def remember_job(task_id: str, job: dict[str, Any]) -> None:
+    """Keep the Girder ``job`` created for ``task_id``."""
+    _jobs[task_id] = job
+    while len(_jobs) > _MAX_REMEMBERED:
+        del _jobs[next(iter(_jobs))]
+
+
+def job_of(task_id: str) -> dict[str, Any] | None:
+    """The Girder job this process created when it published ``task_id``, if any."""
+    return _jobs.get(task_id)
+
+
 @signals.before_task_publish.connect(dispatch_uid="girder_worker.girder.publish")
 def _on_publish(
     sender: Any = None, body: Any = None, headers: Any = None, properties: Any = None, **kwargs: Any
@@ -116,8 +137,22 @@ def _on_publish(
             inherited = getattr(parent, key, None)
             if inherited and not headers.get(key):
                 headers[key] = inherited
-    if options.get("girder_job_disable") or headers.get("jobInfoSpec"):
-        return
+    try:
+        if options.get("girder_job_disable") or headers.get("jobInfoSpec"):
+            return
+        _create_job(sender, body, headers, options, parent)
+    finally:
+        _flatten_hooks(headers)
+
+
+def _flatten_hooks(headers: dict[str, Any]) -> None:
+    """Result hooks travel in the headers in the original's format, each on its own."""
+    hooks = headers.get("girder_result_hooks")
+    if isinstance(hooks, list | tuple):
+        headers["girder_result_hooks"] = [h if isinstance(h, dict) else flatten(h) for h in hooks]
+
+
+def _create_job(sender: str, body: Any, headers: dict[str, Any], options: dict[str, Any], parent: Any) -> None:
     api_url, token = headers.get("girder_api_url"), headers.get("girder_client_token")
     if not api_url or not token or "id" not in headers:
         return
@@ -130,3 +165,7 @@ def _on_publish(
     job = create_job(str(api_url), str(token), params, f"{sender}[{headers['id']}]")
     if job is not None:
         headers["jobInfoSpec"] = job["jobInfoSpec"]
+        remember_job(headers["id"], job)
+        for hook in headers.get("girder_result_hooks") or ():
+            if not isinstance(hook, dict):
+                hook.job = job

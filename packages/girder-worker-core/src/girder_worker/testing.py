@@ -277,7 +277,9 @@ class _RecordingJobManager:
     def __init__(self, job: JobRecord) -> None:
         self._job = job
 
-    def write(self, message: str, forceFlush: bool = False) -> None:  # noqa: N803
+    def write(self, message: str | bytes, forceFlush: bool = False) -> None:  # noqa: N803
+        if isinstance(message, bytes | bytearray):
+            message = bytes(message).decode("utf-8", "replace")
         self._job.log += str(message)
 
     def updateProgress(  # noqa: N802

@@ -50,8 +50,8 @@ class JobManager(Protocol):
     The camel-case names are those of the original girder-worker.
     """
 
-    def write(self, message: str, forceFlush: bool = False) -> None:  # noqa: N803
-        """Append ``message`` to the job's log (``forceFlush`` sends it soon)."""
+    def write(self, message: str | bytes, forceFlush: bool = False) -> None:  # noqa: N803
+        """Append ``message`` (text, or bytes in UTF-8) to the job's log (``forceFlush`` sends it soon)."""
 
     def updateProgress(  # noqa: N802
         self,

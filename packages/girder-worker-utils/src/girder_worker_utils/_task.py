@@ -18,6 +18,7 @@ from celery.worker import state as _worker_state
 from ._cancel import CancelFlag
 from ._exceptions import TaskCancelled, TaskTerminated
 from ._job import GIRDER_CLIENT_ATTR, GIRDER_OPTIONS, JOB_MANAGER_ATTR, JobManager, move_girder_options
+from ._transforms_run import TransformRun, _plain
 
 __all__ = ["Task"]
 
@@ -94,7 +95,13 @@ class Task(celery.Task):  # type: ignore[misc]
             if self.cancelled:  # before it began: its Girder job was found cancelled, say
                 self._end_cancelled(request, _reason(request), terminated=False)
             try:
-                result = self.run(*args, **kwargs)
+                hooks = getattr(request, "girder_result_hooks", None)
+                if hooks is None and request.headers:  # apply() and eager runs keep them here
+                    hooks = request.headers.get("girder_result_hooks")
+                if hooks is None and all(map(_plain, args)) and all(map(_plain, kwargs.values())):
+                    result = self.run(*args, **kwargs)
+                else:
+                    result = self._run_with_transforms(TransformRun(hooks), args, kwargs)
             except (TaskCancelled, TaskTerminated) as exc:
                 self._end_cancelled(request, exc.reason, terminated=isinstance(exc, TaskTerminated))
             except Exception:
@@ -113,6 +120,20 @@ class Task(celery.Task):  # type: ignore[misc]
             return result
         finally:
             _current.flag = outer
+
+    def _run_with_transforms(self, transforms: TransformRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The run with its arguments transformed and its result through its result hooks."""
+        try:
+            args, kwargs = transforms.arguments(args, kwargs)
+            result = self.run(*args, **kwargs)
+            if self.cancelled:  # a cancelled run's result is not delivered anywhere
+                return result
+            return transforms.result(result)
+        except BaseException:
+            transforms.failed()
+            raise
+        finally:
+            transforms.cleanup()
 
     def _end_cancelled(self, request: Any, reason: str, terminated: bool) -> None:
         flag = request.__dict__.get(CANCEL_ATTR)

@@ -9,4 +9,5 @@ class TestTasksPlugin(GirderWorkerPluginABC):
             "gwtesttasks.delivery",
             "gwtesttasks.timelimits",
             "gwtesttasks.outages",
+            "gwtesttasks.transforms",
         ]

@@ -1,0 +1,115 @@
+"""Containers a dead worker left running are stopped and removed when a worker starts.
+
+A worker killed outright (SIGKILL, out of memory, the machine lost power) cannot
+stop its containers; Docker keeps them running. Each container carries the
+labels of the worker that started it (:mod:`._container`), and at start a worker
+reaps those whose worker is gone: started on this host by a process that no
+longer exists (or by this very process id: a restarted container of a worker),
+or started under this worker's node name on another host. Containers of live
+workers are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from celery import bootsteps
+
+from ._container import HOST_LABEL, PID_LABEL, REMOVE_LABEL, TASK_LABEL, WORKER, WORKER_LABEL
+
+__all__ = ["ReaperStep", "reap"]
+
+logger = logging.getLogger("girder_worker.docker")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def orphaned(labels: dict[str, str], nodename: str | None, host: str, pid: int) -> bool:
+    """Whether the worker that started a container with ``labels`` is gone."""
+    if labels.get(HOST_LABEL) == host:
+        try:
+            owner = int(labels.get(PID_LABEL, ""))
+        except ValueError:
+            return False
+        return owner == pid or not _pid_alive(owner)
+    return bool(nodename) and labels.get(WORKER_LABEL) == nodename
+
+
+def reap(client: Any, nodename: str | None, host: str | None = None, pid: int | None = None) -> list[str]:
+    """Stop and remove the orphaned containers; returns their names."""
+    host = host or socket.gethostname()
+    pid = os.getpid() if pid is None else pid
+    reaped = []
+    for container in client.containers.list(all=True, filters={"label": TASK_LABEL}):
+        labels = container.labels or {}
+        if not orphaned(labels, nodename, host, pid):
+            continue
+        if container.status in ("exited", "dead") and labels.get(REMOVE_LABEL) != "1":
+            continue  # kept on purpose (remove_container=False)
+        logger.warning(
+            "removing container %s (%s) of task %s: the worker that started it (%s, pid %s on %s) is gone",
+            container.name,
+            container.status,
+            labels.get(TASK_LABEL),
+            labels.get(WORKER_LABEL, "?"),
+            labels.get(PID_LABEL, "?"),
+            labels.get(HOST_LABEL, "?"),
+        )
+        try:
+            container.remove(force=True)
+            reaped.append(container.name)
+        except Exception as exc:
+            logger.warning("could not remove container %s: %s", container.name, exc)
+    return reaped
+
+
+class ReaperStep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Worker bootstep: label this worker's containers, and reap a dead worker's at start."""
+
+    label = "girder-worker docker reaper"
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        # Before the pool starts, so prefork children label with the main process.
+        WORKER.nodename = worker.hostname
+        WORKER.pid = os.getpid()
+        self.thread: threading.Thread | None = None
+
+    def start(self, worker: Any) -> None:
+        # Import the Docker SDK (and requests with it) here, in the main thread: a
+        # prefork pool process forked while another thread held an import lock would
+        # wait for that lock for ever at its first import of the same module.
+        import docker  # noqa: F401
+
+        from . import _client  # noqa: F401
+
+        self.thread = threading.Thread(target=self._reap, name="girder-worker-docker-reaper", daemon=True)
+        self.thread.start()
+
+    def _reap(self) -> None:
+        from ._client import docker_client
+
+        try:
+            client = docker_client()
+        except Exception as exc:
+            logger.warning("docker: not checking for containers left by dead workers: %s", exc)
+            return
+        try:
+            reaped = reap(client, WORKER.nodename, pid=WORKER.pid)
+            if reaped:
+                logger.info("docker: removed %d container(s) left by dead workers", len(reaped))
+        except Exception as exc:
+            logger.warning("docker: could not check for containers left by dead workers: %s", exc)
+        finally:
+            client.close()

@@ -1,0 +1,5 @@
+"""The original's ``girder_worker.utils.transforms.common``."""
+
+from girder_worker_utils.transforms.common import TemporaryDirectory
+
+__all__ = ["TemporaryDirectory"]

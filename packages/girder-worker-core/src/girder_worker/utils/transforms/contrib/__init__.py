@@ -1,0 +1,1 @@
+"""The original's ``girder_worker.utils.transforms.contrib``."""

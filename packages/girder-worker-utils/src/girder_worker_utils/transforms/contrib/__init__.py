@@ -1,0 +1,1 @@
+"""Transforms contributed for particular deployments."""
