@@ -9,6 +9,6 @@ setup(
     package_dir={"": "src"},
     packages=find_packages("src"),
     python_requires=">=3.10",
-    install_requires=["girder-worker-utils>=1.0.0.dev0,<2"],
+    install_requires=["girder-worker-utils>=1.0.0,<2"],
     entry_points={"girder_worker_plugins": ["gwexample = gwexample:GWExamplePlugin"]},
 )
