@@ -21,7 +21,8 @@ from typing import Any, Protocol
 from girder_worker_utils import JobStatus
 
 from ._girder_logbuf import LogBuffer
-from ._girder_rest import GirderUnavailable, Http, JobSpec, ReportSettings
+from ._girder_rest import GirderUnavailable, Http, JobSpec, ReportSettings, origin_of, shown_url
+from ._log_filter import redact, safe_text
 
 __all__ = ["JobChannel"]
 
@@ -53,7 +54,10 @@ class JobChannel:
 
     def __init__(self, spec: JobSpec, settings: ReportSettings, reporter: _Reporter) -> None:
         self.spec = spec
+        self.origin = origin_of(spec.url)
         self.settings = settings
+        #: Values masked in the job's log: its own token, and those its run was given.
+        self.secrets: tuple[str, ...] = (spec.token,) if spec.token else ()
         self._reporter = reporter
         self.log = LogBuffer(settings.log_limit)
         self.send_lock = threading.Lock()
@@ -88,12 +92,12 @@ class JobChannel:
             if self._bytes_decoder is None:
                 self._bytes_decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             message = self._bytes_decoder.decode(bytes(message))
-        if self.log.write(str(message)) or forceFlush:
+        if self.log.write(redact(str(message), self.secrets)) or forceFlush:
             self._wake(urgent=forceFlush)
 
     def write_output(self, text: str) -> None:
         """What the task printed or logged (the capture's fast path of :meth:`write`)."""
-        if self.log.write(text):
+        if self.log.write(redact(text, self.secrets)):
             self._reporter.wake(self, self.last_put + self.settings.interval)
 
     def updateProgress(  # noqa: N802
@@ -201,7 +205,8 @@ class JobChannel:
                 self.last_put = time.monotonic()
                 self._watch_for_cancel(body)
             elif not self._gone(code, body):
-                self._warn_once("update", "Girder rejected an update of job %s (HTTP %s: %s); dropped", code, body)
+                self._warn_once("update", "Girder rejected an update of job %s (HTTP %s: %s); dropped", code,
+                                safe_text(body, 500))  # fmt: skip
             self.log.commit()
             with self._lock:
                 self._progress_sent = version
@@ -301,12 +306,24 @@ class JobChannel:
     def _gone(self, code: int, body: Any) -> bool:
         """Whether Girder will never take this job's reports: give the job up if so."""
         message = body.get("message", "") if isinstance(body, dict) else ""
+        if 300 <= code < 400:
+            logger.error(
+                "Girder job %s: its callback URL %s answered HTTP %s, %s; the worker follows no redirect "
+                "(its Girder-Token would go along), so the job's reports are dropped; set Girder's "
+                "worker.api_url (or GIRDER_WORKER_API_URL) to the URL the redirect leads to",
+                self.spec.job_id,
+                shown_url(self.spec.url),
+                code,
+                message or "a redirect",
+            )
+            self.done = True
+            return True
         if code in _GONE_CODES or (code == 400 and str(message).startswith("Invalid job id")):
             logger.error(
                 "Girder refuses reports for job %s (HTTP %s: %s); they are dropped",
                 self.spec.job_id,
                 code,
-                message or "no message",
+                safe_text(message or "no message", 500),
             )
             self.done = True
             return True

@@ -1,9 +1,12 @@
-"""The process's Girder reporter: one sender thread for every job run here.
+"""The process's Girder reporter: one sender thread per Girder origin for every job run here.
 
 Tasks never wait for Girder. They record what to report in their
 :class:`~girder_worker._girder_job.JobChannel`; the channel wakes the sender
-thread when something becomes due, and the thread sends it. When Girder does not
-answer, the thread backs off (per Girder host, probing with one job at a time),
+thread of its job's origin (``scheme://host:port``) when something becomes due,
+and that thread sends it. Each origin has its own thread (a *lane*, at most
+:data:`MAX_LANES`, each ending when idle), so a Girder, or a callback URL, that
+answers slowly or never delays only the reports of its own jobs. When Girder does
+not answer, the lane backs off (probing with one job at a time),
 says so once in the worker log, keeps what is waiting within a memory budget, and
 drops a job's reports only when Girder has been silent for
 ``GIRDER_WORKER_REPORT_RETRY_SECONDS``.
@@ -20,19 +23,23 @@ import logging
 import os
 import threading
 import time
-import urllib.parse
 from typing import Any
 
 from girder_worker_utils import JobStatus
 
 from ._girder_job import JobChannel
-from ._girder_rest import GirderUnavailable, Http, JobSpec, ReportSettings
+from ._girder_rest import GirderUnavailable, Http, JobSpec, ReportSettings, origin_of
 
 __all__ = ["Reporter", "current_reporter", "reporter"]
 
 logger = logging.getLogger("girder_worker.girder")
 
 MAX_BACKOFF = 10.0
+#: Sender threads at most; the origins past this many share one more.
+MAX_LANES = 16
+#: Seconds a lane with nothing to send keeps its thread.
+LANE_IDLE = 30.0
+_SHARED = "(shared)"
 #: Characters of log that finished, undelivered jobs may hold while Girder is away.
 HELD_BUDGET = 64 * 1024 * 1024
 
@@ -73,20 +80,29 @@ class _Host:
 
 
 def _host_name(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+    return origin_of(url)
+
+
+class _Lane:
+    """One sender thread and the channels it has to look at, by due time."""
+
+    def __init__(self, name: str, lock: threading.Lock) -> None:
+        self.name = name
+        self.cond = threading.Condition(lock)
+        self.heap: list[tuple[float, int, JobChannel]] = []
+        self.thread: threading.Thread | None = None
 
 
 class Reporter:
     """Sends every job channel of this process; see the module's documentation."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, JobChannel]] = []
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # channels forgotten
+        self._lanes: dict[str, _Lane] = {}
         self._order = itertools.count()
         self._channels: dict[JobChannel, None] = {}
         self._hosts: dict[str, _Host] = {}
-        self._thread: threading.Thread | None = None
         self._local = threading.local()
 
     # -- channels ---------------------------------------------------------------
@@ -94,7 +110,7 @@ class Reporter:
     def open(self, spec: JobSpec, settings: ReportSettings) -> JobChannel:
         """A channel for one run of the job ``spec`` names."""
         channel = JobChannel(spec, settings, self)
-        with self._cond:
+        with self._lock:
             self._channels[channel] = None
             if any(h.down_since is not None for h in self._hosts.values()):
                 self._keep_within_budget()
@@ -114,16 +130,29 @@ class Reporter:
             self.wake(channel, next_time)
 
     def wake(self, channel: JobChannel, when: float) -> None:
-        """Have the sender look at ``channel`` at ``when`` (monotonic time) or sooner."""
-        with self._cond:
+        """Have the sender of the channel's origin look at it at ``when`` (monotonic time) or sooner."""
+        with self._lock:
             if channel.done or when >= channel.scheduled_at:
                 return
             channel.scheduled_at = when
-            heapq.heappush(self._heap, (when, next(self._order), channel))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="girder-worker-reporter", daemon=True)
-                self._thread.start()
-            self._cond.notify()
+            lane = self._lane(channel.origin)
+            heapq.heappush(lane.heap, (when, next(self._order), channel))
+            if lane.thread is None:
+                lane.thread = threading.Thread(
+                    target=self._run, args=(lane,), name=f"girder-worker-reporter {lane.name}", daemon=True
+                )
+                lane.thread.start()
+            lane.cond.notify()
+
+    def _lane(self, origin: str) -> _Lane:
+        # Called with the lock held.
+        lane = self._lanes.get(origin)
+        if lane is None:
+            name = origin if len(self._lanes) < MAX_LANES else _SHARED
+            lane = self._lanes.get(name)
+            if lane is None:
+                lane = self._lanes[name] = _Lane(name, self._lock)
+        return lane
 
     def http(self) -> Http:
         """This thread's HTTP session."""
@@ -133,7 +162,7 @@ class Reporter:
         return http
 
     def pending(self) -> list[JobChannel]:
-        with self._cond:
+        with self._lock:
             return list(self._channels)
 
     # -- sending -----------------------------------------------------------------
@@ -164,19 +193,22 @@ class Reporter:
             self._forget(channel)
         return next_time
 
-    def _run(self) -> None:
+    def _run(self, lane: _Lane) -> None:
         while True:
-            with self._cond:
+            with self._lock:
                 while True:
-                    if not self._heap:
-                        self._cond.wait()
+                    if not lane.heap:
+                        if not lane.cond.wait(LANE_IDLE) and not lane.heap:
+                            del self._lanes[lane.name]  # a new wake makes a new lane and thread
+                            lane.thread = None
+                            return
                         continue
-                    when, _, channel = self._heap[0]
+                    when, _, channel = lane.heap[0]
                     delay = when - time.monotonic()
                     if delay > 0:
-                        self._cond.wait(delay)
+                        lane.cond.wait(delay)
                         continue
-                    heapq.heappop(self._heap)
+                    heapq.heappop(lane.heap)
                     if channel.scheduled_at == when:
                         channel.scheduled_at = float("inf")
                         break
@@ -196,12 +228,16 @@ class Reporter:
         name = _host_name(url)
         host = self._hosts.get(name)
         if host is None:
-            host = self._hosts.setdefault(name, _Host(name))
+            with self._lock:
+                if len(self._hosts) > 1000:  # forget origins that answered
+                    for key in [k for k, h in self._hosts.items() if h.down_since is None]:
+                        del self._hosts[key]
+                host = self._hosts.setdefault(name, _Host(name))
         return host
 
     def _wake_host(self, host: _Host, now: float) -> None:
         for channel in self.pending():
-            if _host_name(channel.spec.url) == host.name:
+            if channel.origin == host.name:
                 self.wake(channel, now)
 
     def _expired(self, channel: JobChannel, host: _Host, now: float) -> bool:

@@ -33,7 +33,8 @@ from . import _cancel as _cancel  # its task_prerun receiver, which attaches the
 from . import _job_log
 from ._girder_job import JobChannel
 from ._girder_reporter import current_reporter, reporter
-from ._girder_rest import JobSpec, ReportSettings, load_client, rewrite_api_url
+from ._girder_rest import JobSpec, ReportSettings, SpecRefused, load_client, rewrite_api_url
+from ._log_filter import remember_secret, safe_text
 from ._timelimit import girder_line
 
 __all__: list[str] = []
@@ -96,13 +97,43 @@ def _channel_of(task: Any) -> JobChannel | None:
     return channel if isinstance(channel, JobChannel) else None
 
 
+def _spec_of(request: Any, settings: ReportSettings) -> JobSpec | None:
+    """The request's job spec if it is one to report to; a refused one is one line in the log.
+
+    The task runs either way: reporting never changes a task's outcome.
+    """
+    try:
+        spec = JobSpec.parse(getattr(request, "jobInfoSpec", None), pinned=settings.api_url)
+    except SpecRefused as exc:
+        logger.warning("%s; task %s[%s] runs without reporting to it", exc,
+                       safe_text(getattr(request, "task", None) or getattr(request, "task_name", None) or "?"),
+                       safe_text(getattr(request, "id", None) or "?"))  # fmt: skip
+        return None
+    if spec is not None and spec.dropped_headers:
+        logger.warning("girder-worker: Girder job %s: its jobInfoSpec headers %s are not sent (only its "
+                       "Girder-Token is)", spec.job_id, ", ".join(spec.dropped_headers))  # fmt: skip
+    return spec
+
+
+def _channel_secrets(channel: JobChannel, request: Any) -> None:
+    token = getattr(request, "girder_client_token", None)
+    for secret in (channel.spec.token, token):
+        remember_secret(secret)
+    if isinstance(token, str) and token:
+        channel.secrets = (*channel.secrets, token)
+
+
 def _open(request: Any, app: Any) -> JobChannel | None:
     """A channel for a run that started elsewhere (or never started)."""
     load_client()  # in this thread, before the sender thread needs it (see load_client)
     settings = ReportSettings.for_app(app)
     apply_api_url(request, settings.api_url)
-    spec = JobSpec.parse(getattr(request, "jobInfoSpec", None))
-    return reporter().open(spec, settings) if spec is not None else None
+    spec = _spec_of(request, settings)
+    if spec is None:
+        return None
+    channel = reporter().open(spec, settings)
+    _channel_secrets(channel, request)
+    return channel
 
 
 def _cancel_run(request: Any) -> None:
@@ -120,9 +151,14 @@ def _finish(channel: JobChannel, status: JobStatus) -> None:
 
 @signals.task_received.connect(dispatch_uid="girder_worker.girder.received")
 def _on_received(request: Any = None, **kwargs: Any) -> None:
-    spec = (getattr(request, "request_dict", None) or {}).get("jobInfoSpec")
+    request_dict = getattr(request, "request_dict", None) or {}
+    remember_secret(request_dict.get("girder_client_token"))
+    spec = request_dict.get("jobInfoSpec")
     if spec is None:
         return
+    headers = spec.get("headers") if isinstance(spec, dict) else None
+    for value in headers.values() if isinstance(headers, dict) else ():
+        remember_secret(value)
     with _received_lock:
         _received[request.id] = (request.request_dict, request.task)
         while len(_received) > _REMEMBERED:
@@ -137,13 +173,20 @@ def _on_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> N
     settings = ReportSettings.for_app(task.app)
     api_url = apply_api_url(request, settings.api_url)
     token = getattr(request, "girder_client_token", None)
+    remember_secret(token)
     if api_url and token:
-        request.__dict__[GIRDER_CLIENT_ATTR] = _ClientHolder(api_url, str(token))
-    spec = JobSpec.parse(getattr(request, "jobInfoSpec", None))
+        if str(api_url).lower().startswith(("http://", "https://")):
+            request.__dict__[GIRDER_CLIENT_ATTR] = _ClientHolder(api_url, str(token))
+        else:
+            logger.warning("girder-worker: task %s[%s] gets no Girder client: its girder_api_url %s is not "
+                           "http(s); set GIRDER_WORKER_API_URL", safe_text(task.name), safe_text(task_id),
+                           safe_text(api_url, 100))  # fmt: skip
+    spec = _spec_of(request, settings)
     if spec is None:
         return
     the_reporter = reporter()
     channel = the_reporter.open(spec, settings)
+    _channel_secrets(channel, request)
     request.__dict__[JOB_MANAGER_ATTR] = channel
     channel.on_cancel = lambda: _cancel_run(request)
     if spec.log_print:
@@ -214,7 +257,8 @@ def _on_unknown(sender: Any = None, message: Any = None, name: str | None = None
     report_to_job(
         getattr(message, "headers", None) or {},
         getattr(sender, "app", None),
-        f"girder-worker: {hostname} has no task named {name!r}; is the plugin that has it installed?",
+        f"girder-worker: {safe_text(hostname)} has no task named '{safe_text(name)}'; is the plugin that has it "
+        "installed?",
     )
 
 

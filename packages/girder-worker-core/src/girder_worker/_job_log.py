@@ -8,7 +8,8 @@ run at the same time in one process (the threads pool) keep their logs apart, an
 output of the worker's own threads goes to no job.
 
 Output of threads a task starts itself, and of subprocesses, is not captured:
-the task can pass it on with ``self.job_manager.write(text)``.
+the task can pass it on with ``self.job_manager.write(text)``. Tokens are masked
+in everything that reaches a job's log (see :mod:`girder_worker._log_filter`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import threading
 from collections.abc import Callable
 from threading import get_ident
 from typing import Any, TextIO
+
+from ._log_filter import add_to
 
 __all__ = ["begin", "end", "install"]
 
@@ -77,6 +80,7 @@ class _Handler(logging.Handler):
 
 
 _handler = _Handler()
+add_to([_handler])  # tokens masked and names escaped in the job log as in the worker log
 
 
 def install() -> None:
