@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from girder_worker.analysis import InvalidData, convert, new_registry
+from girder_worker.analysis import ConversionError, InvalidData, convert, new_registry
+
+MiB = 1024 * 1024
 
 ROWS = {"fields": ["a", "b"], "rows": [{"a": 1, "b": 2}]}
 NESTED = {
@@ -209,3 +211,31 @@ def test_every_documented_example_is_valid_and_converts_everywhere_it_can(regist
         registry.validate(fmt.type, fmt.format, fmt.example, f"the example of {fmt.type}/{fmt.format}")
         for target in registry.reachable(fmt.type, fmt.format):
             registry.convert_data(fmt.type, fmt.format, target, fmt.example)
+
+
+def test_a_wide_csv_of_short_lines_is_refused_before_it_is_padded_to_every_field():
+    # 17 kB: 2,000 fields over 3,000 lines of one value, which rows pads to 6 million cells (186 MB).
+    wide = ",".join(f"c{i}" for i in range(2000)) + "\n" + "1\n" * 3000
+
+    with pytest.raises(ConversionError) as info:
+        convert("table", {"format": "csv", "data": wide}, {"format": "rows"})
+
+    assert (
+        "would have 3,000 rows x 2,000 fields = 6,000,000 cells, more than 4,194,304 "
+        "(GIRDER_WORKER_MAX_DATA_BYTES / 16)" in str(info.value)
+    )
+    small = convert("table", {"format": "csv", "data": wide}, {"format": "rows"}, max_data_bytes=200 * 1024 * 1024)
+    assert len(small["data"]["rows"]) == 3000
+
+
+def test_objects_with_distinct_keys_are_refused_before_they_become_a_square_csv():
+    lines = "".join(f'{{"k{i}": 1}}\n' for i in range(3000))
+
+    with pytest.raises(ConversionError, match=r"3,000 rows x 3,000 fields = 9,000,000 cells, more than 65,536"):
+        convert("table", {"format": "jsonlines", "data": lines}, {"format": "csv"}, max_data_bytes=1024 * 1024)
+
+
+def test_a_newick_text_of_more_nodes_than_the_budget_is_refused():
+    with pytest.raises(InvalidData, match=r"has more than 4,096 nodes \(GIRDER_WORKER_MAX_DATA_BYTES / 256\)"):
+        convert("tree", {"format": "newick", "data": "(" + "," * 5000 + ");"}, {"format": "nested"}, max_data_bytes=MiB)
+    assert convert("tree", {"format": "newick", "data": "(a,b);"}, {"format": "nested"}, max_data_bytes=MiB)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from girder_worker.analysis import (
     AnalysisError,
+    BindingNotAllowed,
     InvalidData,
     InvalidSpec,
     MissingInput,
@@ -219,12 +221,13 @@ def test_local_bindings_read_and_write_files(tmp_path):
     source = tmp_path / "in.csv"
     source.write_text("aa,bb\n5,6\n")
     target = tmp_path / "out.json"
+    allowed = {"local_paths": [str(tmp_path)], "allow_python_mode": True}
 
     result = run(
         APPEND,
         {"a": A, "b": {"mode": "local", "path": str(source), "format": "csv"}},
         {"c": {"url": target.as_uri(), "format": "rows.json"}},
-        allow_python_mode=True,
+        **allowed,
     )
 
     assert result == {"c": {"url": target.as_uri(), "format": "rows.json"}}
@@ -232,10 +235,47 @@ def test_local_bindings_read_and_write_files(tmp_path):
         "fields": ["aa", "bb"],
         "rows": [{"aa": 1, "bb": 2}, {"aa": 5, "bb": 6}],
     }
-    with pytest.raises(AnalysisError, match=r"^input 'b': there is no file '/nowhere.csv' on this worker$"):
-        run(APPEND, {"a": A, "b": {"mode": "local", "path": "/nowhere.csv"}}, allow_python_mode=True)
-    with pytest.raises(AnalysisError, match=r"^output 'c': the directory '/no/dir' does not exist on this worker$"):
-        run(APPEND, {"a": A, "b": A}, {"c": {"mode": "local", "path": "/no/dir/x"}}, allow_python_mode=True)
+    missing = tmp_path / "nowhere.csv"
+    with pytest.raises(AnalysisError, match=rf"^input 'b': there is no file '{missing}' on this worker$"):
+        run(APPEND, {"a": A, "b": {"mode": "local", "path": str(missing)}}, **allowed)
+    no_dir = tmp_path / "no" / "dir"
+    with pytest.raises(AnalysisError, match=rf"^output 'c': the directory '{no_dir}' does not exist on this worker$"):
+        run(APPEND, {"a": A, "b": A}, {"c": {"mode": "local", "path": str(no_dir / "x")}}, **allowed)
+
+
+def test_local_bindings_are_refused_without_local_paths(tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("aa,bb\n5,6\n")
+
+    for binding in ({"mode": "local", "path": str(source)}, {"url": source.as_uri()}):
+        with pytest.raises(BindingNotAllowed) as info:
+            run(APPEND, {"a": A, "b": {**binding, "format": "csv"}}, allow_python_mode=True)
+        assert str(info.value) == (
+            "input 'b': local bindings and file:// URLs read and write files on the worker, and this worker allows "
+            "no directory for them; set GIRDER_WORKER_LOCAL_PATHS in the worker's environment to the directories "
+            "they may use to allow them"
+        )
+
+
+def test_local_bindings_stay_in_their_directories(tmp_path):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (tmp_path / "secret.csv").write_text("s\n1\n")
+    (allowed / "escape.csv").symlink_to(tmp_path / "secret.csv")
+    (allowed / "out.csv").symlink_to(tmp_path / "written.csv")
+    limits = {"local_paths": [str(allowed)], "allow_python_mode": True}
+
+    for path, says in (
+        ("/proc/self/environ", "is outside the directories GIRDER_WORKER_LOCAL_PATHS allows"),
+        (f"{allowed}/../secret.csv", "is not an absolute path without '..'"),
+        ("secret.csv", "is not an absolute path without '..'"),
+        (str(allowed / "escape.csv"), "is outside the directories GIRDER_WORKER_LOCAL_PATHS allows"),
+    ):
+        with pytest.raises(BindingNotAllowed, match=re.escape(says)):
+            run(APPEND, {"a": A, "b": {"mode": "local", "path": path, "format": "csv"}}, **limits)
+    with pytest.raises(BindingNotAllowed, match="is outside the directories GIRDER_WORKER_LOCAL_PATHS allows"):
+        run(APPEND, {"a": A, "b": A}, {"c": {"mode": "local", "path": str(allowed / "out.csv")}}, **limits)
+    assert not (tmp_path / "written.csv").exists()
 
 
 def test_http_bindings_fetch_and_push(http_endpoint):
@@ -258,8 +298,53 @@ def test_http_failures_are_named_without_the_query(http_endpoint):
     with pytest.raises(AnalysisError, match=r"^input 'b': GET http://127.0.0.1:\d+/missing answered HTTP 404"):
         run(APPEND, {"a": A, "b": {"url": http_endpoint.url + "/missing?token=secret"}}, allow_python_mode=True)
     url = http_endpoint.serve("/big", b"x" * 1000)
-    with pytest.raises(AnalysisError, match=r"^input 'b': http://127.0.0.1:\d+/big sends more than maxSize=10 bytes"):
+    with pytest.raises(
+        AnalysisError,
+        match=r"^input 'b': http://127.0.0.1:\d+/big sends 1,000 bytes, more than maxSize \(10\); nothing was read$",
+    ):
         run(APPEND, {"a": A, "b": {"url": url, "maxSize": 10}}, allow_python_mode=True)
+    with pytest.raises(
+        AnalysisError,
+        match=r"^input 'b': http://127.0.0.1:\d+/big sends 1,000 bytes, more than GIRDER_WORKER_MAX_DATA_BYTES \(999\)",
+    ):
+        run(APPEND, {"a": A, "b": {"url": url}}, allow_python_mode=True, max_data_bytes=999)
+
+
+def test_http_bindings_use_only_the_methods_their_direction_needs(http_endpoint):
+    url = http_endpoint.serve("/b.csv", b"aa,bb\n7,8\n")
+
+    for method in ("DELETE", "POST", "PATCH"):
+        with pytest.raises(
+            BindingNotAllowed, match=rf"^input 'b': http method '{method}' is not used for an input; inputs use GET$"
+        ):
+            run(APPEND, {"a": A, "b": {"url": url, "method": method, "format": "csv"}}, allow_python_mode=True)
+    for method in ("DELETE", "GET"):
+        with pytest.raises(
+            BindingNotAllowed,
+            match=rf"^output 'c': http method '{method}' is not used for an output; outputs use POST or PUT$",
+        ):
+            run(APPEND, {"a": A, "b": A}, {"c": {"url": url, "method": method}}, allow_python_mode=True)
+    assert http_endpoint.received == []
+
+
+def test_http_bindings_reach_only_the_allowed_hosts(http_endpoint):
+    url = http_endpoint.serve("/b.csv", b"aa,bb\n7,8\n")
+    hosts = {"http_allowed_hosts": ["data.example.org", "*.example.net"], "allow_python_mode": True}
+
+    with pytest.raises(BindingNotAllowed) as info:
+        run(APPEND, {"a": A, "b": {"url": url + "?token=secret", "format": "csv"}}, **hosts)
+    assert str(info.value) == (
+        f"input 'b': host '127.0.0.1' of {url} is not in GIRDER_WORKER_HTTP_ALLOWED_HOSTS (*.example.net, "
+        "data.example.org); add it there in the worker's environment to allow it"
+    )
+    with pytest.raises(BindingNotAllowed, match=r"^output 'c': host '127.0.0.1' of http://127.0.0.1:\d+/put is not in"):
+        run(APPEND, {"a": A, "b": A}, {"c": {"url": http_endpoint.url + "/put"}}, **hosts)
+    assert http_endpoint.received == []
+
+    result = run(
+        APPEND, {"a": A, "b": {"url": url, "format": "csv"}}, allow_python_mode=True, http_allowed_hosts=["127.0.0.1"]
+    )
+    assert result["c"]["data"][-1] == {"aa": 7, "bb": 8}
 
 
 def test_statuses_and_progress_follow_the_stages(http_endpoint):
@@ -329,6 +414,7 @@ def test_convert_fetches_converts_and_pushes(http_endpoint, tmp_path):
         {"url": url, "format": "tsv"},
         {"path": str(target), "mode": "local", "format": "jsonlines"},
         job_manager=job,
+        local_paths=[tmp_path],
     )
 
     assert result == {"path": str(target), "mode": "local", "format": "jsonlines"}
@@ -344,3 +430,20 @@ def test_convert_fetches_converts_and_pushes(http_endpoint, tmp_path):
     with pytest.raises(InvalidData, match=r"^the input is not of type integer in format json: not valid JSON"):
         convert("integer", {"format": "json", "data": "x"}, {"format": "integer"})
     assert convert("integer", {"format": "json", "data": "x"}, {}, validate=False) == {"format": "json", "data": "x"}
+
+
+def test_a_girder_binding_to_another_origin_gets_no_token_of_the_message(http_endpoint):
+    elsewhere = {"mode": "girder", "api_url": http_endpoint.url + "/api/v1", "id": "0123456789abcdef01234567"}
+
+    with pytest.raises(AnalysisError):
+        convert(
+            "string",
+            {**elsewhere, "format": "text"},
+            {"format": "text"},
+            girder_api_url="http://girder.example:8080/api/v1",
+            girder_token="the-message-token",
+        )
+
+    assert http_endpoint.received, "the binding's api_url was called"
+    sent = [request.headers for request in http_endpoint.received]
+    assert all("the-message-token" not in str(headers) for headers in sent), sent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -114,3 +115,35 @@ def test_version_names_our_packages_and_celery(tmp_path):
     names = [line.split()[0] for line in out.stdout.splitlines()]
     assert names[:4] == ["girder-worker-core", "girder-worker-utils", "gwexample", "celery"]
     assert "girder-worker-core 1.0.0" in out.stdout
+
+
+def test_analysis_limits_are_read_and_checked(tmp_path):
+    base = {"GIRDER_WORKER_DATA_DIR": str(tmp_path / "data")}
+    (tmp_path / "in").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "in")
+
+    config = read_config(
+        {
+            **base,
+            "GIRDER_WORKER_LOCAL_PATHS": f"{tmp_path}/link:{tmp_path}/in",
+            "GIRDER_WORKER_HTTP_ALLOWED_HOSTS": "Data.Example.org, *.example.net,[::1]",
+            "GIRDER_WORKER_MAX_DATA_BYTES": "1048576",
+        }
+    )
+    assert config.local_paths == (str(tmp_path / "in"), str(tmp_path / "in"))
+    assert config.http_allowed_hosts == {"data.example.org", "*.example.net", "::1"}
+    assert config.max_data_bytes == 1048576
+    defaults = read_config(base)
+    assert (defaults.local_paths, defaults.http_allowed_hosts, defaults.max_data_bytes) == ((), None, 64 * 1024 * 1024)
+
+    for variable, value, says in (
+        ("GIRDER_WORKER_LOCAL_PATHS", "relative/dir", "'relative/dir' is not an absolute path without '..'"),
+        ("GIRDER_WORKER_LOCAL_PATHS", f"{tmp_path}/in/..", "is not an absolute path without '..'"),
+        ("GIRDER_WORKER_LOCAL_PATHS", f"{tmp_path}/missing", "is not a directory; create it"),
+        ("GIRDER_WORKER_LOCAL_PATHS", "/", "'/' is the root directory"),
+        ("GIRDER_WORKER_HTTP_ALLOWED_HOSTS", "example.org:8080", "'example.org:8080' is not a host name"),
+        ("GIRDER_WORKER_HTTP_ALLOWED_HOSTS", "http://example.org", "is not a host name"),
+        ("GIRDER_WORKER_MAX_DATA_BYTES", "10", "'10' is not a number of bytes >= 1024"),
+    ):
+        with pytest.raises(ConfigError, match=f"^{variable}: .*{re.escape(says)}"):
+            read_config({**base, variable: value})

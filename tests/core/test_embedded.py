@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 
+import pytest
 from kombu import Connection, Exchange, Queue
 
-from girder_worker._config import embedded_settings
+from girder_worker._config import ConfigError, embedded_settings, read_config
 
 
 def connection(data_dir):
@@ -51,3 +54,90 @@ def test_competing_consumers_each_get_distinct_whole_messages(tmp_path):
 def test_banner_uri_names_the_data_directory(tmp_path):
     with connection(tmp_path) as conn:
         assert conn.as_uri() == f"filesystem://{tmp_path}/broker"
+
+
+def test_a_publisher_racing_two_polling_consumers_loses_nothing(tmp_path):
+    queue = Queue("racing", Exchange("racing", type="direct"), routing_key="racing")
+    count = 400
+    received: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    published = threading.Event()
+
+    def consume():
+        try:
+            with connection(tmp_path) as conn, conn.SimpleQueue(queue) as simple:
+                while True:
+                    try:
+                        message = simple.get(timeout=0.2)
+                    except simple.Empty:
+                        if published.is_set():
+                            return
+                        continue
+                    message.ack()
+                    with lock:
+                        received.append(message.payload["n"])
+        except BaseException as exc:  # FileNotFoundError, JSONDecodeError: what a torn write would cause
+            errors.append(exc)
+
+    with connection(tmp_path) as conn:
+        conn.SimpleQueue(queue).close()  # declared and bound before the consumers poll
+    consumers = [threading.Thread(target=consume) for _ in range(2)]
+    for t in consumers:
+        t.start()
+    with connection(tmp_path) as conn:
+        producer = conn.Producer(serializer="json")
+        for i in range(count):
+            producer.publish({"n": i, "pad": "y" * 5000}, exchange=queue.exchange, routing_key="racing")
+    published.set()
+    for t in consumers:
+        t.join(timeout=60)
+
+    assert errors == []
+    assert sorted(received) == list(range(count))
+    assert [p.name for p in (tmp_path / "broker" / "queue").iterdir()] == []
+
+
+def test_every_folder_is_0700_and_every_file_0600_whatever_the_umask(tmp_path):
+    queue = Queue("modes", Exchange("modes", type="direct"), routing_key="modes")
+    old = os.umask(0)
+    try:
+        data = tmp_path / "data"
+        with connection(data) as conn:
+            conn.Producer(serializer="json").publish(
+                {"n": 1}, exchange=queue.exchange, routing_key="modes", declare=[queue]
+            )
+    finally:
+        os.umask(old)
+
+    found = {p.relative_to(data).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in data.rglob("*")}
+    assert found["broker/queue"] == found["results"] == found["quarantine"] == 0o700
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    files = {name: mode for name, mode in found.items() if (data / name).is_file()}
+    assert any(name.startswith("broker/queue/") for name in files)
+    assert any(name.startswith("broker/control/") for name in files)
+    assert set(files.values()) == {0o600}, files
+    assert {mode for name, mode in found.items() if name not in files} == {0o700}
+
+
+def test_a_data_dir_another_user_owns_or_may_write_is_refused(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(0o755)
+    os.chown(data, 65534, 65534)
+    with pytest.raises(ConfigError) as info:
+        read_config({"GIRDER_WORKER_DATA_DIR": str(data)})
+    assert str(info.value).startswith(
+        f"GIRDER_WORKER_DATA_DIR: the embedded broker's directory '{data}' is owned by nobody (uid 65534) with "
+        "mode 0755, not by this user root (uid 0), so another user could queue tasks"
+    )
+    assert str(info.value).endswith(
+        f"; if the files are this user's, run `chown -R root {data} && chmod -R go-rwx {data}`, else set "
+        "GIRDER_WORKER_DATA_DIR to a directory of this user's own"
+    )
+
+    os.chown(data, 0, 0)
+    read_config({"GIRDER_WORKER_DATA_DIR": str(data)})
+    (data / "results").chmod(0o770)
+    with pytest.raises(ConfigError, match=r"'.*/data/results' is writable by group \(mode 0770\)"):
+        read_config({"GIRDER_WORKER_DATA_DIR": str(data)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from celery import Celery
 
-from girder_worker._message_checks import check_arguments, check_body, check_headers, check_size
+from girder_worker._message_checks import check_arguments, check_body, check_headers, check_size, check_task_id
 
 app = Celery(set_as_current=False)
 
@@ -133,3 +133,26 @@ def test_size_limit_zero_means_none():
     assert check_size(b"x" * 11, 10).problem == "its body is 11 bytes, more than GIRDER_WORKER_MAX_MESSAGE_BYTES (10)"
     assert check_size(b"x" * 10, 10) is None
     assert check_size(b"x" * 11, 0) is None
+
+
+@pytest.mark.parametrize(
+    ("task_id", "says"),
+    [
+        ("a/b", "contains '/' or starts with '.'"),
+        ("..", "contains '/' or starts with '.'"),
+        (".lease", "contains '/' or starts with '.'"),
+        ("x\x00y", "contains control characters"),
+        ("x\ny", "contains control characters"),
+        ("é" * 101, "is longer than 200 bytes"),
+    ],
+)
+def test_task_ids_that_are_no_safe_names_are_refused(task_id, says):
+    rejection = check_headers({"task": "gwtest.add", "id": task_id})
+
+    assert rejection is not None
+    assert rejection.problem == f"its 'id' header {says}, so it is not a safe task id"
+
+
+def test_ordinary_task_ids_pass():
+    for task_id in ("0f3c2a1e-9a7b-4c3d-8e2f-1a2b3c4d5e6f", "job-42", "é" * 100, "x" * 200):
+        assert check_task_id(task_id) is None

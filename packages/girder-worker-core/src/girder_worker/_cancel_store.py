@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from ._private_files import ensure_private_dir, open_private
+
 __all__ = ["CancelStore", "durable_backend", "store_for"]
 
 #: How long a cancellation is remembered: longer than a task waits in a queue.
@@ -50,10 +52,15 @@ class FileCancelStore:
         self.folder = folder
 
     def add(self, task_ids: Iterable[str]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.folder)
         for task_id in task_ids:
-            if task_id and "/" not in task_id and not task_id.startswith("."):
-                (self.folder / task_id).touch()
+            if task_id and "/" not in task_id and "\0" not in task_id and not task_id.startswith("."):
+                try:
+                    fd = open_private(self.folder / task_id, os.O_WRONLY)
+                except OSError:  # a name too long, or not a file: the broadcast still cancels it
+                    continue
+                os.utime(fd)
+                os.close(fd)
 
     def recent(self) -> list[str]:
         if not self.folder.is_dir():
@@ -61,7 +68,9 @@ class FileCancelStore:
         since = time.time() - RETENTION_SECONDS
         ids = []
         for entry in os.scandir(self.folder):
-            if entry.stat().st_mtime >= since:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if entry.stat(follow_symlinks=False).st_mtime >= since:
                 ids.append(entry.name)
             else:
                 Path(entry.path).unlink(missing_ok=True)

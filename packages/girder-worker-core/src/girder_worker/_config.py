@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from celery.app.backends import BACKEND_ALIASES
 from kombu.transport import TRANSPORT_ALIASES
 
 from ._outages import broker_transport_options, outage_settings
+from ._private_files import dir_problem, ensure_private_dir
 
 __all__ = ["VARIABLES", "Config", "ConfigError", "read_config"]
 
@@ -47,8 +49,23 @@ VARIABLES: dict[str, str] = {
     "from messages (default false).",
     "GIRDER_WORKER_MAX_MESSAGE_BYTES": "Largest task message body in bytes a client sends and a worker "
     "runs (default 16777216, RabbitMQ 4's own limit); 0 means no limit.",
+    "GIRDER_WORKER_LOCAL_PATHS": "Directories (separated by ':') that girder_worker.run's local bindings and "
+    "file:// URLs may read and write; unset (the default): local bindings are refused.",
+    "GIRDER_WORKER_HTTP_ALLOWED_HOSTS": "Comma-separated host names that http bindings may reach (*.example.org "
+    "for its subdomains); unset (the default): any host.",
+    "GIRDER_WORKER_MAX_DATA_BYTES": "Most bytes an analysis input binding fetches, and the memory budget of table "
+    "and tree conversions (default 67108864).",
     "GIRDER_WORKER_PREFETCH": "off (default): a worker takes a task only when a process is free; a number N: "
     "it reserves up to N tasks per process ahead, as Celery's worker_prefetch_multiplier.",
+    "GIRDER_WORKER_DOCKER_RUN_OPTIONS": "JSON object of Docker SDK containers.run options merged into every "
+    "docker_run (under the caller's).",
+    "GIRDER_WORKER_JOB_GC_SCOPE": "In a Girder server: comma-separated token scopes added to the data read/write "
+    "token that Girder transforms made in a request carry.",
+    "GIRDER_WORKER_ACCEPT_COMPRESSION": "true lets a worker run compressed task messages (gzip, bzip2, lzma), "
+    "inflated no further than GIRDER_WORKER_MAX_MESSAGE_BYTES (default false: refused).",
+    "GIRDER_WORKER_CELERY_TASKS": "Comma-separated Celery built-in tasks (celery.*) a message may run on this "
+    "worker (default: the canvas helpers celery.chord_unlock, celery.group, celery.chain, celery.chord, "
+    "celery.map, celery.starmap, celery.chunks, celery.accumulate; celery.backend_cleanup is not among them).",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -89,6 +106,22 @@ class Config:
     delivery: str = "at-least-once"
     max_deliveries: int = 2
     lease_seconds: float = 30.0
+    local_paths: tuple[str, ...] = ()
+    http_allowed_hosts: frozenset[str] | None = None
+    max_data_bytes: int = 64 * 1024 * 1024
+    accept_compression: bool = False
+    celery_tasks: frozenset[str] = frozenset(
+        {
+            "celery.chord_unlock",
+            "celery.group",
+            "celery.chain",
+            "celery.chord",
+            "celery.map",
+            "celery.starmap",
+            "celery.chunks",
+            "celery.accumulate",
+        }
+    )
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -159,38 +192,122 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "girder-worker"
 
 
-def _writable_dir(path: Path, variable: str) -> Path:
+#: The folders under the data directory, each private to the worker's user.
+DATA_FOLDERS = (
+    "broker",
+    "broker/queue",
+    "broker/control",
+    "broker/processing",
+    "results",
+    "leases",
+    "cancelled",
+    "quarantine",
+)
+
+
+def _private_dir(path: Path, data_dir: Path, *, follow: bool = False) -> Path:
+    """``path`` under the data directory, made 0700 if missing; refused when another
+    user owns it or group or others may write it."""
+    problem = dir_problem(path, follow=follow)
+    if problem is not None:
+        try:
+            user = pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            user = str(os.geteuid())
+        raise ConfigError(
+            "GIRDER_WORKER_DATA_DIR",
+            f"the embedded broker's directory {problem}, so another user could queue tasks or read their "
+            "messages there and the worker does not use it",
+            f"if the files are this user's, run `chown -R {user} {data_dir} && chmod -R go-rwx {data_dir}`, "
+            "else set GIRDER_WORKER_DATA_DIR to a directory of this user's own",
+        )
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(path)
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as exc:
         raise ConfigError(
-            variable,
+            "GIRDER_WORKER_DATA_DIR",
             f"cannot use {str(path)!r} as the data directory ({exc.strerror or exc})",
             "set it to a directory this user can write",
         ) from None
     return path
 
 
-def embedded_settings(data_dir: Path) -> dict[str, Any]:
-    """Celery settings for the broker and backend that need no server."""
-    queue, control, processing, results = (
-        _writable_dir(data_dir / part, "GIRDER_WORKER_DATA_DIR")
-        for part in ("broker/queue", "broker/control", "broker/processing", "results")
-    )
+def embedded_settings(data_dir: Path, max_entry_bytes: int = 0) -> dict[str, Any]:
+    """Celery settings for the broker and backend that need no server.
+
+    Every folder is checked (:func:`_private_dir`); ``max_entry_bytes`` is the
+    largest queue file the broker reads (0: any).
+    """
+    _private_dir(data_dir, data_dir, follow=True)
+    folders = {name: _private_dir(data_dir / name, data_dir) for name in DATA_FOLDERS}
     return {
         "broker_url": "filesystem://",
         "broker_transport": "girder_worker._embedded:Transport",
         "broker_transport_options": {
-            "data_folder_in": str(queue),
-            "data_folder_out": str(queue),
-            "control_folder": str(control),
-            "processing_folder": str(processing),
+            "data_folder_in": str(folders["broker/queue"]),
+            "data_folder_out": str(folders["broker/queue"]),
+            "control_folder": str(folders["broker/control"]),
+            "processing_folder": str(folders["broker/processing"]),
+            "quarantine_folder": str(folders["quarantine"]),
+            "max_entry_bytes": max_entry_bytes,
             "polling_interval": _EMBEDDED_POLL_SECONDS,
         },
-        "result_backend": f"file://{results}",
+        "result_backend": f"file://{folders['results']}",
     }
+
+
+def _local_paths(env: Mapping[str, str]) -> tuple[str, ...]:
+    text = env.get("GIRDER_WORKER_LOCAL_PATHS", "").strip()
+    paths = []
+    for given in (p.strip() for p in text.split(os.pathsep)):
+        if not given:
+            continue
+        if not os.path.isabs(given) or ".." in Path(given).parts:
+            raise ConfigError(
+                "GIRDER_WORKER_LOCAL_PATHS",
+                f"{given!r} is not an absolute path without '..'",
+                "list absolute directories separated by ':', e.g. /srv/analysis/in:/srv/analysis/out",
+            )
+        real = os.path.realpath(given)
+        if not os.path.isdir(real):
+            raise ConfigError(
+                "GIRDER_WORKER_LOCAL_PATHS",
+                f"{given!r} is not a directory",
+                "create it, or list only existing directories",
+            )
+        if real == os.sep:
+            raise ConfigError(
+                "GIRDER_WORKER_LOCAL_PATHS",
+                f"{given!r} is the root directory, which would let local bindings read and write any file",
+                "list the directories analyses need, e.g. /srv/analysis",
+            )
+        paths.append(real)
+    return tuple(paths)
+
+
+def _allowed_hosts(env: Mapping[str, str]) -> frozenset[str] | None:
+    text = env.get("GIRDER_WORKER_HTTP_ALLOWED_HOSTS", "").strip()
+    if not text or text == "*":
+        return None
+    hosts = set()
+    bad = []
+    for given in (h.strip().lower().rstrip(".") for h in text.split(",")):
+        if given.startswith("[") and given.endswith("]"):  # an IPv6 address, as URLs write it
+            given = given[1:-1]
+        elif given.count(":") == 1:
+            bad.append(given)  # host:port
+        if not given or "/" in given or any(c.isspace() for c in given):
+            bad.append(given)
+        hosts.add(given)
+    if bad:
+        raise ConfigError(
+            "GIRDER_WORKER_HTTP_ALLOWED_HOSTS",
+            f"{bad[0]!r} is not a host name",
+            "list host names separated by commas, e.g. data.example.org,*.example.net (no scheme, port or path)",
+        )
+    return frozenset(hosts)
 
 
 def read_config(env: Mapping[str, str] | None = None) -> Config:
@@ -219,6 +336,7 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
 
     broker = env.get("GIRDER_WORKER_BROKER", "").strip()
     backend = env.get("GIRDER_WORKER_BACKEND", "").strip()
+    max_message_bytes = int(_number(env, "GIRDER_WORKER_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, 0, "bytes"))
     data_dir: Path | None = None
     if broker:
         scheme = _scheme(broker)
@@ -231,7 +349,9 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         settings["broker_url"] = broker
     else:
         data_dir = Path(env.get("GIRDER_WORKER_DATA_DIR") or default_data_dir(env))
-        settings.update(embedded_settings(_writable_dir(data_dir, "GIRDER_WORKER_DATA_DIR")))
+        # A queue file holds the body base64-encoded, with the headers: room for both.
+        entry_limit = 2 * max_message_bytes + 1024 * 1024 if max_message_bytes else 0
+        settings.update(embedded_settings(data_dir, entry_limit))
     try:
         transport_options = broker_transport_options(_scheme(broker), env)
     except ValueError as exc:
@@ -293,9 +413,30 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         report_retry_seconds=_number(env, "GIRDER_WORKER_REPORT_RETRY_SECONDS", 600.0, 0.0, "seconds"),
         job_log_limit=int(_number(env, "GIRDER_WORKER_JOB_LOG_LIMIT", 1_000_000, 10_000, "characters")),
         allow_python_mode=_flag(env, "GIRDER_WORKER_ALLOW_PYTHON_MODE"),
-        max_message_bytes=int(_number(env, "GIRDER_WORKER_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, 0, "bytes")),
+        max_message_bytes=max_message_bytes,
         prefetch_multiplier=prefetch,
         delivery=_delivery(env),
         max_deliveries=int(_number(env, "GIRDER_WORKER_MAX_DELIVERIES", 2, 1, "deliveries")),
         lease_seconds=_number(env, "GIRDER_WORKER_LEASE_SECONDS", 30.0, 1.0, "seconds"),
+        local_paths=_local_paths(env),
+        http_allowed_hosts=_allowed_hosts(env),
+        max_data_bytes=int(_number(env, "GIRDER_WORKER_MAX_DATA_BYTES", 64 * 1024 * 1024, 1024, "bytes")),
+        accept_compression=_flag(env, "GIRDER_WORKER_ACCEPT_COMPRESSION"),
+        **_celery_tasks(env),
     )
+
+
+def _celery_tasks(env: Mapping[str, str]) -> dict[str, frozenset[str]]:
+    """``celery_tasks`` when GIRDER_WORKER_CELERY_TASKS sets it, else nothing (the default)."""
+    text = env.get("GIRDER_WORKER_CELERY_TASKS")
+    if text is None:
+        return {}
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    wrong = sorted(name for name in names if not name.startswith("celery."))
+    if wrong:
+        raise ConfigError(
+            "GIRDER_WORKER_CELERY_TASKS",
+            f"{wrong[0]!r} is not a Celery built-in task",
+            "list names that begin with celery., such as celery.backend_cleanup",
+        )
+    return {"celery_tasks": names}

@@ -29,6 +29,7 @@ from kombu.exceptions import ContentDisallowed
 
 from girder_worker_utils.wire import RefusedObject, restore
 
+from ._compression import CompressionRefused
 from ._message_checks import (
     Rejection,
     Signature,
@@ -101,6 +102,8 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._max_message_bytes = max_message_bytes(self.app)
+        config = getattr(self.app, "girder_worker_config", None)
+        self._celery_tasks: frozenset[str] = getattr(config, "celery_tasks", frozenset())
         self._signatures: dict[Any, Signature | None] = {}
 
     def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
@@ -108,10 +111,12 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
 
         def on_task_received(message: Any) -> Any:
             headers = message.headers
-            if isinstance(headers, dict) and "task" in headers:  # protocol 2; Celery handles the rest
+            if isinstance(headers, dict) and "task" in headers:  # protocol 2
                 rejection = self._check(message, headers)
                 if rejection is not None:
                     return self._discard(message, headers, rejection)
+            else:  # protocol 1 (the task in the body), or no task message at all
+                return self._refuse_headerless(message)
             try:
                 return celery_handler(message)
             except Exception as exc:
@@ -125,10 +130,44 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
 
         return on_task_received
 
+    def _refuse_headerless(self, message: Any) -> None:
+        """A message without a ``task`` header: Celery's protocol 1 is refused, whole.
+
+        Celery 3 wrote the task's name, id and options into the body; every client of
+        Celery 4 and later (the original girder-worker and Girder included) writes
+        protocol 2. Refusing it here keeps one set of checks, all of them on headers.
+        """
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        rejection = check_size(message.body, self._max_message_bytes)
+        if rejection is not None:
+            return self._discard(message, headers, rejection)
+        try:
+            payload = message.payload
+        except Exception as exc:
+            return self.on_decode_error(message, exc)
+        if not (isinstance(payload, dict) and "task" in payload):
+            return self.on_unknown_message(payload, message)
+        named = {key: payload.get(key) for key in ("task", "id")}
+        named = {key: value for key, value in named.items() if isinstance(value, str) and value}
+        rejection = Rejection(
+            "it is a Celery protocol 1 message (the task named in its body), which this worker does not run",
+            "publish it with Celery 4 or later (task_protocol 2, the default)",
+        )
+        return self._discard(message, {**headers, **named}, rejection)
+
     def _check(self, message: Any, headers: dict[str, Any]) -> Rejection | None:
         rejection = check_headers(headers) or check_size(message.body, self._max_message_bytes)
-        if rejection is not None or headers["task"] not in self.strategies:
-            return rejection  # an unknown task goes to on_unknown_task
+        if rejection is not None:
+            return rejection
+        name = headers["task"]
+        if name.startswith("celery.") and name not in self._celery_tasks:
+            return Rejection(
+                "it names a Celery built-in task that this worker does not run for a message",
+                f"list it in GIRDER_WORKER_CELERY_TASKS on the workers that should run it "
+                f"(they run {', '.join(sorted(self._celery_tasks)) or 'none'})",
+            )
+        if name not in self.strategies:
+            return None  # an unknown task goes to on_unknown_task
         try:
             payload = message.payload  # decoded once: Celery's strategy reads the same cache
         except ContentDisallowed:
@@ -219,6 +258,9 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
         self._discard(message, message.headers, rejection)
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
+        if isinstance(exc, CompressionRefused):
+            fix = "publish it uncompressed, or let the workers accept it"
+            return self._discard(message, message.headers, Rejection(str(exc), fix))
         rejection = Rejection(
             f"its body cannot be decoded as {message.content_type!r} (encoding {message.content_encoding!r}): {exc}",
             "publish it with serializer='json'",

@@ -8,55 +8,166 @@ the table while another is creating it. Here every file is written under a
 hidden name and renamed into place, a consumer claims a message with one rename
 inside the data directory, which only one process can win, and table updates
 are serialised by a lock file.
+
+Everything in the data directory is private to the worker's user (folders 0700,
+files 0600; see :mod:`._private_files`), and nothing found there is trusted: a
+queue entry that is not a message file (garbage, a half-written or foreign JSON
+document, a symbolic link, a directory, a FIFO) is moved aside into the
+``quarantine`` folder with one log line, never followed or opened blocking, and
+the worker takes the next message. A data directory removed under a running
+worker is made again, with the worker's queues bound anew. A message that cannot
+be written (a full disk) raises :class:`EmbeddedBrokerWriteError` and leaves no
+partial file.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import errno
+import hashlib
+import logging
 import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from queue import Empty
-from time import monotonic, sleep
+from time import monotonic, sleep, time
 from typing import Any
 
 from celery.backends.filesystem import FilesystemBackend
 from kombu.transport import filesystem
 from kombu.transport.filesystem import LOCK_EX, exchange_queue_t, lock, unlock
-from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.encoding import bytes_to_str, ensure_bytes, str_to_bytes
 from kombu.utils.json import dumps, loads
+from kombu.utils.objects import cached_property
 
-__all__ = ["FileResultBackend", "Transport"]
+from ._private_files import NotAMessageFile, ensure_private_dir, open_private, read_regular_file, write_private
+
+__all__ = ["EmbeddedBrokerWriteError", "FileResultBackend", "Transport", "envelope_problem"]
+
+logger = logging.getLogger("girder_worker.embedded")
+
+_NAME_MAX = 255
+
+
+class EmbeddedBrokerWriteError(Exception):
+    """A message the embedded broker could not write (a full disk, ...); nothing was sent."""
+
+    def __init__(self, folder: str, exc: OSError) -> None:
+        code = errno.errorcode.get(exc.errno or 0, "")
+        reason = f"{exc.strerror or exc}" + (f" ({code})" if code else "")
+        super().__init__(
+            f"embedded broker: cannot write a message to {folder}: {reason}; nothing was sent (free space "
+            "there, or set GIRDER_WORKER_DATA_DIR to a directory with room, on the clients and the workers alike)"
+        )
+        self.folder = folder
+        self.errno = exc.errno
+
+
+def _shown(name: str) -> str:
+    """A file name as a log line may show it: escaped, and short."""
+    text = ascii(name)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def envelope_problem(payload: Any) -> str | None:
+    """Why a decoded queue entry is not a kombu message envelope, or None.
+
+    What kombu and Celery take from an envelope without checking is checked here,
+    so that a foreign document never reaches them.
+    """
+    if not isinstance(payload, dict):
+        return f"it is a JSON {type(payload).__name__}, not a message envelope"
+    properties = payload.get("properties")
+    if not isinstance(properties, dict) or not isinstance(properties.get("delivery_tag"), str):
+        return "it has no 'properties' with a 'delivery_tag'"
+    info = properties.get("delivery_info")
+    if not isinstance(info, dict) or not all(isinstance(info.get(k), str) for k in ("exchange", "routing_key")):
+        return "its 'delivery_info' has no 'exchange' and 'routing_key'"
+    for key, kinds in (("headers", (dict, type(None))), ("content-type", (str, type(None)))):
+        if not isinstance(payload.get(key), kinds):
+            return f"its {key!r} is a JSON {type(payload.get(key)).__name__}"
+    if not isinstance(payload.get("content-encoding"), (str, type(None))):
+        return "its 'content-encoding' is not a string"
+    body, encoding = payload.get("body"), properties.get("body_encoding")
+    if not isinstance(body, (str, type(None))):
+        return "its 'body' is not a string"
+    if encoding not in (None, "base64"):
+        return f"its body encoding {str(encoding)[:40]!r} is not base64"
+    if encoding == "base64" and body:
+        try:
+            base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return "its body is not base64"
+    return None
 
 
 class Channel(filesystem.Channel):  # type: ignore[misc]
-    """A filesystem channel with atomic publish and claim."""
+    """A filesystem channel with atomic publish and claim, which survives what it finds."""
+
+    _tables_lost = False
+
+    @cached_property
+    def quarantine_folder(self) -> str:
+        default = os.path.join(os.path.dirname(os.path.dirname(self.data_folder_in.rstrip(os.sep))), "quarantine")
+        return str(self.transport_options.get("quarantine_folder") or default)
+
+    @cached_property
+    def max_entry_bytes(self) -> int:
+        return int(self.transport_options.get("max_entry_bytes") or 0)
+
+    @cached_property
+    def processing_folder(self) -> str:
+        return str(self.transport_options.get("processing_folder", self.data_folder_in))
 
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{int(monotonic() * 1000):015d}_{uuid.uuid4()}.{queue}.msg"
-        final = os.path.join(self.data_folder_out, name)
-        partial = os.path.join(self.data_folder_out, f".{name}.part")
-        with open(partial, "wb") as f:
-            f.write(str_to_bytes(dumps(payload)))
-        os.replace(partial, final)
+        folder = self.data_folder_out
+        data = str_to_bytes(dumps(payload))
+        try:
+            try:
+                write_private(Path(folder, name), data)
+            except FileNotFoundError:
+                if not self._make_folders_again():
+                    raise
+                write_private(Path(folder, name), data)
+        except OSError as exc:
+            raise EmbeddedBrokerWriteError(folder, exc) from None
+
+    # -- exchange tables ---------------------------------------------------------
 
     def get_table(self, exchange: str) -> list[Any]:
+        file = self._exchange_file(exchange)
         try:
-            text = self._exchange_file(exchange).read_bytes()
+            payload = loads(bytes_to_str(read_regular_file(str(file), 0)))
+            return [exchange_queue_t(*q) for q in payload]
         except FileNotFoundError:
             return []
-        return [exchange_queue_t(*q) for q in loads(bytes_to_str(text))]
+        except NotAMessageFile as exc:
+            problem = str(exc)
+        except Exception as exc:
+            problem = f"it is not a table of bindings ({type(exc).__name__})"
+        self._quarantine(str(file), file.name, problem, kind="exchange table")
+        self._tables_lost = True  # bound anew at the next poll, outside the table's lock
+        return []
 
     def _update_table(self, exchange: str, change: Callable[[list[Any]], list[Any]]) -> None:
         file: Path = self._exchange_file(exchange)
-        self.control_folder.mkdir(parents=True, exist_ok=True)
-        with open(file.with_name(f".{file.name}.lock"), "ab") as guard:
+        try:
+            ensure_private_dir(self.control_folder)
+            fd = open_private(file.with_name(f".{file.name}.lock"), os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            raise EmbeddedBrokerWriteError(str(self.control_folder), exc) from None
+        with os.fdopen(fd, "ab") as guard:
             lock(guard, LOCK_EX)
             try:
-                table = change(self.get_table(exchange))
-                partial = file.with_name(f".{file.name}.{uuid.uuid4().hex}")
-                partial.write_bytes(str_to_bytes(dumps(table)))
-                os.replace(partial, file)
+                table = self.get_table(exchange)
+                changed = change(table)
+                if changed != table or not file.exists():
+                    write_private(file, str_to_bytes(dumps(changed)))
+            except OSError as exc:
+                raise EmbeddedBrokerWriteError(str(self.control_folder), exc) from None
             finally:
                 unlock(guard)
 
@@ -69,26 +180,131 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
         entry = exchange_queue_t(routing_key or "", pattern or "", queue or "")
         self._update_table(exchange, lambda table: [e for e in table if e != entry])
 
+    def _bind_anew(self) -> None:
+        """Write every binding this process made into the exchange tables again."""
+        self._tables_lost = False
+        for (queue, exchange, routing_key), arguments in list(self.state.bindings.items()):
+            try:
+                meta = self.typeof(exchange).prepare_bind(queue, exchange, routing_key, arguments)
+                self._queue_bind(exchange, *meta)
+            except Exception as exc:  # one binding that cannot be written does not stop the others
+                logger.warning("embedded broker: cannot bind queue %s again: %s", _shown(queue), exc)
+
+    # -- the folders -------------------------------------------------------------
+
+    def _make_folders_again(self) -> bool:
+        """Make the broker's folders that are missing (the data directory was removed);
+        True when one was. Each one made is reported once, by the process that made it."""
+        wanted = (self.data_folder_in, self.data_folder_out, self.processing_folder, str(self.control_folder))
+        made = [folder for folder in dict.fromkeys(wanted) if ensure_private_dir(Path(folder))]
+        if made:
+            logger.warning(
+                "embedded broker: %s was missing (was the data directory removed?); made it again, mode 0700, "
+                "and bound this process's queues anew",
+                ", ".join(made),
+            )
+            self._bind_anew()
+        return bool(made)
+
+    def _quarantine(self, path: str, name: str, problem: str, kind: str = "queue entry") -> None:
+        """Move ``path`` aside into the quarantine folder, with one log line."""
+        folder = self.quarantine_folder
+        aside = f"{int(time())}-{uuid.uuid4().hex[:8]}-{name}"[:_NAME_MAX]
+        try:
+            ensure_private_dir(Path(folder))
+            os.rename(path, os.path.join(folder, aside))
+        except OSError as exc:
+            logger.error(
+                "embedded broker: %s %s is not a message (%s) and cannot be moved to %s (%s); it is left where "
+                "it is, and the worker goes on",
+                kind,
+                _shown(name),
+                problem,
+                folder,
+                exc.strerror or exc,
+            )
+            return
+        logger.warning(
+            "embedded broker: moved %s %s into %s as %s: %s; the worker goes on",
+            kind,
+            _shown(name),
+            folder,
+            _shown(aside),
+            problem,
+        )
+
+    # -- taking a message --------------------------------------------------------
+
     def _get(self, queue: str, timeout: float | None = None) -> Any:
+        if self._tables_lost:
+            self._bind_anew()
         wanted = f"{queue}.msg"
         folder = self.data_folder_in
-        claimed_dir = self.transport_options.get("processing_folder", folder)
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            self._make_folders_again()
+            raise Empty() from None
         # Filter before sorting: every idle poll of every consumer lists the folder.
         suffix = f".{wanted}"
-        mine = [n for n in os.listdir(folder) if n.endswith(suffix) and n.partition(".")[2] == wanted]
+        mine = [n for n in names if n.endswith(suffix) and n.partition(".")[2] == wanted]
         for name in sorted(mine):
             if name.startswith("."):
-                continue
-            claimed = os.path.join(claimed_dir, name)
+                continue  # being written
+            claimed = os.path.join(self.processing_folder, name)
             try:
                 os.rename(os.path.join(folder, name), claimed)
             except FileNotFoundError:
+                if not os.path.isdir(self.processing_folder):
+                    self._make_folders_again()
                 continue  # another consumer claimed it first
-            with open(claimed, "rb") as f:
-                payload = f.read()
-            os.unlink(claimed)
-            return loads(bytes_to_str(payload))
+            except OSError as exc:
+                self._quarantine(os.path.join(folder, name), name, f"it cannot be claimed ({exc.strerror or exc})")
+                continue
+            payload = self._read_claimed(claimed, name)
+            if payload is not None:
+                return payload
         raise Empty()
+
+    def _read_claimed(self, claimed: str, name: str) -> Any:
+        """The envelope in the file this consumer claimed; None when it held none
+        (it is quarantined then)."""
+        try:
+            payload = loads(bytes_to_str(read_regular_file(claimed, self.max_entry_bytes)))
+            problem = envelope_problem(payload)
+        except NotAMessageFile as exc:
+            problem = str(exc)
+        except Exception as exc:  # bad UTF-8, bad JSON, a kombu type that does not decode
+            problem = f"it is not a JSON message ({type(exc).__name__}: {str(exc)[:100]})"
+        if problem is not None:
+            self._quarantine(claimed, name, problem)
+            return None
+        os.unlink(claimed)
+        return payload
+
+    def _purge(self, queue: str) -> int:
+        wanted = f"{queue}.msg"
+        try:
+            names = os.listdir(self.data_folder_in)
+        except FileNotFoundError:
+            return 0
+        count = 0
+        for name in names:
+            if name.partition(".")[2] == wanted and not name.startswith("."):
+                try:
+                    os.unlink(os.path.join(self.data_folder_in, name))  # a directory stays, for _get to set aside
+                    count += 1
+                except OSError:
+                    pass
+        return count
+
+    def _size(self, queue: str) -> int:
+        wanted = f"{queue}.msg"
+        try:
+            names = os.listdir(self.data_folder_in)
+        except FileNotFoundError:
+            return 0
+        return sum(1 for name in names if name.partition(".")[2] == wanted and not name.startswith("."))
 
 
 class Transport(filesystem.Transport):  # type: ignore[misc]
@@ -144,10 +360,43 @@ class Transport(filesystem.Transport):  # type: ignore[misc]
         return f"filesystem://{os.path.dirname(folder.rstrip(os.sep))}"
 
 
+def _safe_key(key: bytes) -> bytes:
+    """``key`` when it is a safe file name, else a name made from its hash."""
+    # Room for write_private's hidden name around it.
+    if b"/" in key or b"\0" in key or key in (b".", b"..") or len(key) > _NAME_MAX - 25:
+        return b"celery-unsafe-key-" + hashlib.sha256(key).hexdigest().encode()
+    return key
+
+
 class FileResultBackend(FilesystemBackend):  # type: ignore[misc]
-    """Celery's file result backend, polled often enough for a quick round trip."""
+    """Celery's file result backend, polled often enough for a quick round trip.
+
+    Each result is written as a 0600 file under a hidden name and renamed into
+    place, so a client never reads half a result; a key that is no safe file name
+    (a task id such as ``a/b``) is stored under a name made from its hash; a
+    results folder removed under a running worker is made again.
+    """
 
     poll_interval = 0.02
+
+    def _do_directory_test(self, key: bytes) -> None:
+        # Celery writes a test file here, which fails on a full disk before any task is
+        # sent; the configuration has checked the folder already (see _config._private_dir).
+        ensure_private_dir(Path(os.fsdecode(self.path)))
+
+    def _filename(self, key: bytes) -> bytes:
+        joined: bytes = self.sep.join((self.path, _safe_key(ensure_bytes(key))))
+        return joined
+
+    def set(self, key: bytes, value: Any) -> None:
+        path = os.fsdecode(self._filename(key))
+        try:
+            write_private(path, ensure_bytes(value))
+        except FileNotFoundError:
+            if not ensure_private_dir(Path(os.fsdecode(self.path))):
+                raise
+            logger.warning("result backend: %s was missing; made it again, mode 0700", os.fsdecode(self.path))
+            write_private(path, ensure_bytes(value))
 
     def wait_for(
         self,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ._cancel_store import durable_backend
+from ._private_files import ensure_private_dir, open_private, write_private
 
 __all__ = ["Claim", "Lease", "LeaseStore", "lease_store_for"]
 
@@ -191,7 +192,13 @@ class RedisLeaseStore:
 
 
 class FileLeaseStore:
-    """Leases as JSON files under one folder, changed under a lock file."""
+    """Leases as JSON files under one folder, changed under a lock file.
+
+    A running task's lease holds its message, Girder token included, for as long
+    as another worker may have to run it again; the file is 0600 in a 0700 folder
+    (see :mod:`._private_files`), and the message is dropped once the task is done.
+    A lease file that is not a lease (garbage, another JSON value) counts as none.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -199,8 +206,8 @@ class FileLeaseStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.alive.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / ".lock", "ab") as guard:
+        ensure_private_dir(self.alive)
+        with os.fdopen(open_private(self.folder / ".lock", os.O_WRONLY | os.O_APPEND), "ab") as guard:
             fcntl.flock(guard, fcntl.LOCK_EX)
             try:
                 yield
@@ -214,16 +221,13 @@ class FileLeaseStore:
 
     def _read(self, task_id: str) -> dict[str, Any] | None:
         try:
-            data: dict[str, Any] = json.loads(self._path(task_id).read_text())
-        except (FileNotFoundError, ValueError):
+            data = json.loads(self._path(task_id).read_bytes())
+        except (OSError, ValueError):
             return None
-        return data
+        return data if isinstance(data, dict) else None
 
     def _write(self, task_id: str, lease: dict[str, Any]) -> None:
-        path = self._path(task_id)
-        partial = path.with_name(f".{path.name}.part")
-        partial.write_text(json.dumps(lease))
-        os.replace(partial, path)
+        write_private(self._path(task_id), json.dumps(lease).encode())
 
     def _is_alive(self, holder: str) -> bool:
         try:
@@ -232,9 +236,9 @@ class FileLeaseStore:
             return False
 
     def heartbeat(self, holder: str, ttl: float) -> None:
-        self.alive.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(self.alive)
         path = self.alive / holder.replace("/", "_")
-        path.touch()
+        os.close(open_private(path, os.O_WRONLY))
         expires = time.time() + ttl  # the file's mtime is when the heartbeat runs out
         os.utime(path, (expires, expires))
 
@@ -274,13 +278,15 @@ class FileLeaseStore:
         for entry in os.scandir(self.folder) if self.folder.is_dir() else ():
             if not entry.name.endswith(".json") or entry.name.startswith("."):
                 continue
+            if not entry.is_file(follow_symlinks=False):
+                continue
             task_id = entry.name[: -len(".json")]
             lease = self._read(task_id)
             if lease is None:
                 continue
             if lease.get("state") == RUNNING and not self._is_alive(lease.get("holder", "")):
                 found.append((task_id, lease.get("holder", "")))
-            elif lease.get("state") == DONE and entry.stat().st_mtime < forget_before:
+            elif lease.get("state") == DONE and entry.stat(follow_symlinks=False).st_mtime < forget_before:
                 Path(entry.path).unlink(missing_ok=True)
         return found
 

@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,7 @@ __all__ = [
     "check_body",
     "check_headers",
     "check_size",
+    "check_task_id",
     "max_message_bytes",
 ]
 
@@ -98,6 +100,31 @@ def _is_limit(value: Any) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool) and value >= 0)
 
 
+#: The longest task id in UTF-8 bytes: the embedded broker and the file result
+#: backend name files after it, with prefixes, within a file name's 255 bytes.
+MAX_TASK_ID_BYTES = 200
+_UNSAFE_ID = re.compile(r"^\.|[/\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def check_task_id(task_id: str) -> Rejection | None:
+    """A task id that is no safe file name (``a/b``, ``..``, control characters, too long).
+
+    Every broker refuses it alike, though only the embedded one stores files by it.
+    """
+    unsafe = _UNSAFE_ID.search(task_id)
+    if unsafe is None and (len(task_id) * 4 <= MAX_TASK_ID_BYTES or len(task_id.encode()) <= MAX_TASK_ID_BYTES):
+        return None
+    if unsafe is None:
+        problem = f"is longer than {MAX_TASK_ID_BYTES} bytes"
+    elif unsafe.group() in "/.":
+        problem = "contains '/' or starts with '.'"
+    else:
+        problem = "contains control characters"
+    return Rejection(
+        f"its 'id' header {problem}, so it is not a safe task id", "give tasks Celery's own ids (uuid4), or plain names"
+    )
+
+
 def check_headers(headers: Mapping[str, Any]) -> Rejection | None:
     """The ``task`` and ``id`` headers every protocol-2 message needs, and the optional
     ones a worker would fail on (a bad ``timelimit`` stops a plain Celery worker)."""
@@ -105,6 +132,8 @@ def check_headers(headers: Mapping[str, Any]) -> Rejection | None:
         return Rejection(f"its 'task' header is a JSON {_json_type(headers.get('task'))}, not a task name", _BODY_FIX)
     if not isinstance(headers.get("id"), str) or not headers["id"]:
         return Rejection("it has no 'id' header (a task id)", _BODY_FIX)
+    if (rejection := check_task_id(headers["id"])) is not None:
+        return rejection
     for name in ("shadow", "root_id", "parent_id", "group"):
         if not isinstance(headers.get(name), str | None):
             return Rejection(f"its {name!r} header is a JSON {_json_type(headers[name])}, not a string", _BODY_FIX)

@@ -23,6 +23,7 @@ from ._context import BindingContext, RunContext
 from ._engine import convert, run, run_analysis
 from ._errors import (
     AnalysisError,
+    BindingNotAllowed,
     ConversionError,
     InvalidData,
     InvalidSpec,
@@ -41,6 +42,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "AnalysisError",
     "BindingContext",
+    "BindingNotAllowed",
     "ConversionError",
     "Converter",
     "Format",

@@ -37,6 +37,12 @@ class RunContext:
         girder_api_url, girder_token: what a ``girder`` binding uses when it names
             no ``api_url`` or ``token`` (the message's ``girder_api_url`` and
             ``girder_client_token``).
+        local_paths: the real directories ``local`` bindings may read and write
+            (the worker's ``GIRDER_WORKER_LOCAL_PATHS``); none by default.
+        http_allowed_hosts: the hosts ``http`` bindings may reach, or None for any
+            (``GIRDER_WORKER_HTTP_ALLOWED_HOSTS``).
+        max_data_bytes: the most bytes an input binding fetches, and the memory
+            budget of table and tree conversions (``GIRDER_WORKER_MAX_DATA_BYTES``).
     """
 
     registry: Registry
@@ -46,6 +52,9 @@ class RunContext:
     check_cancelled: Callable[[], None] = _no_check
     girder_api_url: str | None = None
     girder_token: str | None = None
+    local_paths: tuple[str, ...] = ()
+    http_allowed_hosts: frozenset[str] | None = None
+    max_data_bytes: int = 64 * 1024 * 1024
 
     def nested(self, name: str) -> RunContext:
         """The context of a step run inside this one: its own directory, no job reporting."""

@@ -20,6 +20,7 @@ from girder_worker_utils import JobStatus
 from ._bindings import as_data, to_bytes
 from ._context import BindingContext, RunContext, safe_name
 from ._errors import AnalysisError, InvalidData, InvalidSpec, MissingInput, UnknownFormat
+from ._limits import MAX_DATA_BYTES, data_limit
 from ._registry import Registry
 from ._spec import Port, TaskSpec, binding_mode, check_binding, parse_task
 from ._status import JobReport
@@ -35,12 +36,17 @@ def _context(registry: Registry | None, cleanup: bool, **fields: Any) -> Iterato
 
         registry = default_registry
     check_cancelled = fields.pop("check_cancelled", None)
+    if fields.get("local_paths"):
+        fields["local_paths"] = tuple(os.path.realpath(p) for p in fields["local_paths"])
+    if fields.get("http_allowed_hosts") is not None:
+        fields["http_allowed_hosts"] = frozenset(h.lower() for h in fields["http_allowed_hosts"])
     tempdir = Path(tempfile.mkdtemp(prefix="girder-worker-run-"))
     context = RunContext(registry=registry, tempdir=tempdir, **fields)
     if check_cancelled is not None:
         context.check_cancelled = check_cancelled
     try:
-        yield context
+        with data_limit(context.max_data_bytes):
+            yield context
     finally:
         if cleanup:
             shutil.rmtree(tempdir, ignore_errors=True)
@@ -64,7 +70,9 @@ def run(
     run gets a temporary directory of its own, removed at the end unless
     ``cleanup`` is false; ``python`` mode runs only with ``allow_python_mode``.
     Other keywords are fields of :class:`RunContext` (``job_manager``,
-    ``check_cancelled``, ``girder_api_url``, ``girder_token``).
+    ``check_cancelled``, ``girder_api_url``, ``girder_token``, ``local_paths``,
+    ``http_allowed_hosts``, ``max_data_bytes``): ``local`` bindings work only
+    with ``local_paths``, the directories they may use.
     """
     with _context(registry, cleanup, allow_python_mode=allow_python_mode, **fields) as context:
         return run_analysis(task, inputs, outputs, context, auto_convert=auto_convert, validate=validate)
@@ -192,10 +200,13 @@ def _output_bindings(spec: TaskSpec, outputs: Any) -> list[tuple[Port, Mapping[s
     ]
 
 
-def _in_memory(value: Any, what: str) -> Any:
+def _in_memory(value: Any, what: str, limit: int) -> Any:
     if isinstance(value, Path):
         if value.is_dir():
             raise AnalysisError(f"{what} is a directory, which only a 'filepath' target can take")
+        size = value.stat().st_size
+        if size > limit:
+            raise AnalysisError(f"{what} is {size:,} bytes, more than {MAX_DATA_BYTES} ({limit:,}) to hold in memory")
         return as_data(value.read_bytes())
     return value
 
@@ -232,7 +243,7 @@ class _Step:
             )
         self.report.enter(status)
         self.report.note(f"converting {port.what} from {source} to {target}")
-        value = _in_memory(value, port.what)
+        value = _in_memory(value, port.what, self.context.max_data_bytes)
         return self.registry.convert_data(port.type, source, target, value, self.validate, port.what)
 
     def take(self, port: Port, binding: Mapping[str, Any]) -> Any:
@@ -249,7 +260,7 @@ class _Step:
         want_file = port.target == "filepath" and not converting
         value = fetch(binding, BindingContext(what, self.context, want_file=want_file, filename=name))
         if port.target != "filepath":
-            value = _in_memory(value, what)
+            value = _in_memory(value, what, self.context.max_data_bytes)
         value = self._convert(port, source, port.format, value, JobStatus.CONVERTING_INPUT)
         if port.target == "filepath" and not isinstance(value, Path):
             path = self.context.tempdir / name

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "AnalysisError",
+    "BindingNotAllowed",
     "ConversionError",
     "InvalidData",
     "InvalidSpec",
@@ -58,3 +59,9 @@ class UnknownBinding(AnalysisError):
 
 class ModeNotAllowed(AnalysisError):
     """The mode exists, but this worker's configuration does not allow it."""
+
+
+class BindingNotAllowed(AnalysisError):
+    """A binding reaches what this worker's configuration does not allow: a local
+    path outside ``GIRDER_WORKER_LOCAL_PATHS``, an http host outside
+    ``GIRDER_WORKER_HTTP_ALLOWED_HOSTS``, a method its direction does not need."""

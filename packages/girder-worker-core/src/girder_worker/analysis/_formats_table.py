@@ -2,6 +2,11 @@
 
 ``rows`` is the hub: ``{"fields": ["a", "b"], "rows": [{"a": 1, "b": 2}]}``. The
 other formats convert to and from it (the JSON list forms through ``objectlist``).
+
+Conversions between ``rows`` and delimited text give every row every field, so
+their size is rows x fields, which small input can make huge (a header of
+thousands of fields over lines of one value each; objects with distinct keys):
+they are bounded by :func:`._limits.check_cells`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._formats_scalar import is_text, json_of, to_json
+from ._limits import check_cells
 
 if TYPE_CHECKING:
     from ._registry import Registry
@@ -89,6 +95,7 @@ def _to_rows(read: Callable[[Any], list[list[str]]]) -> Callable[[Any], dict[str
         if not lines:
             return {"fields": [], "rows": []}
         fields, *body = lines
+        check_cells(len(body), len(fields))  # short lines are padded to every field
         rows = [{f: _cell(line[i]) if i < len(line) else None for i, f in enumerate(fields)} for line in body]
         return {"fields": fields, "rows": rows}
 
@@ -106,6 +113,7 @@ def _text_cell(value: Any) -> Any:
 def _from_rows(delimiter: str) -> Callable[[Any], str]:
     def convert(data: Any) -> str:
         out = io.StringIO()
+        check_cells(len(data["rows"]), len(data["fields"]))  # each row is written with every field
         writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
         if data["fields"]:
             writer.writerow(data["fields"])

@@ -4,7 +4,9 @@ A ``nested`` node is ``{"node_data": {"node name": "A"}, "edge_data": {"weight":
 0.5}, "children": [...]}``; ``edge_data`` (the branch to the node's parent) and
 ``children`` may be left out. Newick names are kept as written (underscores stay
 underscores). Parsing and writing are iterative, so deep trees do not hit
-Python's recursion limit.
+Python's recursion limit. A node costs hundreds of bytes for each byte of Newick
+text that makes it, so the text's nodes are counted first, against
+:func:`._limits.check_nodes`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ._formats_scalar import is_text, json_of, to_json
+from ._limits import check_nodes
 
 if TYPE_CHECKING:
     from ._registry import Registry
@@ -64,6 +67,7 @@ def _new() -> dict[str, Any]:
 def newick_to_nested(text: str) -> dict[str, Any]:
     """Parse one Newick tree; ``ValueError`` says where it is malformed."""
     is_text(text)
+    check_nodes(text.count("(") + text.count(",") + 1)  # each one opens a node; an upper bound
     tokens = _tokens(text)
     if not tokens or tokens[-1] != ";":
         raise ValueError("a Newick tree ends with ';'")

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ._bindings import as_data, open_data, public_binding, required
 from ._context import BindingContext, safe_name
@@ -50,10 +51,20 @@ def _client(binding: Mapping[str, Any], context: BindingContext) -> Any:
         raise InvalidSpec(
             f"{context.what}: a girder binding needs 'api_url' (or 'host'), and the message has no girder_api_url"
         )
-    token = binding.get("token") or run.girder_token
+    token = binding.get("token")
+    # The message's token goes only to the Girder it came with, not to any api_url a binding names.
+    same_girder = run.girder_api_url and _origin(str(client.urlBase)) == _origin(run.girder_api_url)
+    if not token and run.girder_token and same_girder:
+        token = run.girder_token
     if token:
         client.setToken(str(token))
     return client
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
 
 
 @contextmanager

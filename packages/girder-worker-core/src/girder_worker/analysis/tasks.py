@@ -16,10 +16,11 @@ from celery import signals
 
 from girder_worker_utils import task
 
-from .._config import _flag
+from .._config import _allowed_hosts, _flag, _local_paths, _number
 from . import convert as convert_binding
 from . import registry
 from . import run as run_analysis
+from ._limits import DEFAULT_MAX_DATA_BYTES, MAX_DATA_BYTES
 from ._modes import ALLOW_PYTHON_MODE
 
 __all__ = ["convert", "run", "validators"]
@@ -38,6 +39,24 @@ def allow_python_mode(app: Any) -> bool:
     return _flag(os.environ, ALLOW_PYTHON_MODE)  # a plain Celery app running these tasks
 
 
+def analysis_limits(app: Any) -> dict[str, Any]:
+    """What the worker lets analyses reach: ``local_paths``, ``http_allowed_hosts``,
+    ``max_data_bytes`` (from the app's configuration, else the environment)."""
+    config = getattr(app, "girder_worker_config", None)
+    if config is None:  # a plain Celery app running these tasks
+        env = os.environ
+        return {
+            "local_paths": _local_paths(env),
+            "http_allowed_hosts": _allowed_hosts(env),
+            "max_data_bytes": int(_number(env, MAX_DATA_BYTES, DEFAULT_MAX_DATA_BYTES, 1024, "bytes")),
+        }
+    return {
+        "local_paths": config.local_paths,
+        "http_allowed_hosts": config.http_allowed_hosts,
+        "max_data_bytes": config.max_data_bytes,
+    }
+
+
 def _fields(self: Any, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(kwargs) - _LEGACY - {"cleanup"})
     if unknown:
@@ -49,6 +68,7 @@ def _fields(self: Any, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         "girder_api_url": getattr(request, "girder_api_url", None) or getattr(request, "apiUrl", None),
         "girder_token": getattr(request, "girder_client_token", None),
         "cleanup": bool(kwargs.get("cleanup", True)),
+        **analysis_limits(self.app),
     }
 
 

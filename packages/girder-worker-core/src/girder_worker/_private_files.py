@@ -1,0 +1,163 @@
+"""Files only the worker's user can read: the embedded broker's, its results, its leases.
+
+The embedded broker keeps task messages (with their Girder tokens), results and
+leases as files under one data directory. Every directory made here is 0700 and
+every file 0600, whatever the umask. A directory that another user owns, or that
+group or others may write, is refused rather than used: whoever can write there
+can queue tasks for the worker, or swap a file under it.
+
+Reading is as careful: a queue entry is opened without following a symbolic link
+and without blocking on a FIFO, and is read only when it is a regular file no
+larger than a limit.
+
+Example::
+
+    >>> ensure_private_dir(Path("/tmp/gw-example"))
+    >>> write_private(Path("/tmp/gw-example/a.json"), b"{}")
+    >>> oct(os.stat("/tmp/gw-example/a.json").st_mode & 0o777)
+    '0o600'
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import uuid
+from pathlib import Path
+
+__all__ = [
+    "NotAMessageFile",
+    "dir_problem",
+    "ensure_private_dir",
+    "open_private",
+    "read_regular_file",
+    "write_private",
+]
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class NotAMessageFile(Exception):
+    """A directory entry that is not a regular file of a readable size."""
+
+
+def ensure_private_dir(path: Path) -> bool:
+    """Make ``path`` (and missing parents) with mode 0700; True when it was missing."""
+    if path.is_dir():
+        return False
+    if not path.parent.is_dir():
+        ensure_private_dir(path.parent)
+    try:
+        os.mkdir(path, DIR_MODE)
+    except FileExistsError:
+        return False  # another process made it first
+    os.chmod(path, DIR_MODE)  # the umask may have taken bits from mkdir's mode
+    return True
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def dir_problem(path: Path, *, follow: bool = False) -> str | None:
+    """Why ``path`` is no private directory of this user, or None when it is one.
+
+    A directory this user owns that others may read but not write is made 0700
+    here: that is what it should have been, and nothing could have changed in it.
+    """
+    try:
+        found = os.stat(path) if follow else os.lstat(path)
+    except FileNotFoundError:
+        return None  # it will be made, privately
+    except OSError:
+        return None  # making it will say why not
+    mode = stat.S_IMODE(found.st_mode)
+    me = os.geteuid()
+    if stat.S_ISLNK(found.st_mode):
+        return f"{str(path)!r} is a symbolic link (owned by {_user(found.st_uid)}), not a directory"
+    if not stat.S_ISDIR(found.st_mode):
+        return f"{str(path)!r} is not a directory"
+    if found.st_uid != me:
+        return f"{str(path)!r} is owned by {_user(found.st_uid)} with mode {mode:04o}, not by this user {_user(me)}"
+    if mode & 0o022:
+        who = {0o022: "group and others", 0o020: "group", 0o002: "others"}[mode & 0o022]
+        return f"{str(path)!r} is writable by {who} (mode {mode:04o})"
+    if mode & 0o077:
+        os.chmod(path, DIR_MODE)
+    return None
+
+
+def open_private(path: Path, flags: int = os.O_RDWR) -> int:
+    """A descriptor of ``path``, created 0600 when missing; never through a symbolic link."""
+    fd = os.open(path, flags | os.O_CREAT | _NOFOLLOW | _CLOEXEC, FILE_MODE)
+    if stat.S_IMODE(os.fstat(fd).st_mode) != FILE_MODE:
+        os.fchmod(fd, FILE_MODE)
+    return fd
+
+
+def write_private(path: Path | str, data: bytes) -> None:
+    """Write ``data`` to ``path`` in one step: a 0600 file under a hidden name, renamed into place.
+
+    Readers never see a partial file; when the write fails (a full disk) the hidden
+    file is removed and the error raised.
+    """
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.close(fd)
+        fd = -1
+        os.replace(partial, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def read_regular_file(path: str, limit: int) -> bytes:
+    """The bytes of the regular file ``path``; :class:`NotAMessageFile` for anything else.
+
+    A symbolic link is not followed, a FIFO or device is never read (the open does
+    not block), and a file larger than ``limit`` bytes (0: no limit) is not read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | _CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if os.path.islink(path):
+            raise NotAMessageFile("it is a symbolic link") from None
+        if os.path.isdir(path):
+            raise NotAMessageFile("it is a directory") from None
+        raise NotAMessageFile(f"it cannot be opened ({exc.strerror or exc})") from None
+    try:
+        found = os.fstat(fd)
+        if stat.S_ISDIR(found.st_mode):
+            raise NotAMessageFile("it is a directory")
+        if stat.S_ISFIFO(found.st_mode):
+            raise NotAMessageFile("it is a FIFO")
+        if not stat.S_ISREG(found.st_mode):
+            raise NotAMessageFile("it is not a regular file")
+        if limit and found.st_size > limit:
+            raise NotAMessageFile(f"it is {found.st_size:,} bytes, more than a message can be ({limit:,})")
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
