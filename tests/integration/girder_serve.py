@@ -2,9 +2,8 @@
 
 This script runs with the interpreter of the separate Girder virtualenv that
 ``girder_server.py`` builds (``girder``, ``girder-jobs``,
-``girder-plugin-worker``, ``girder-client`` and ``mongomock``). It is never
-imported by the test suite: the Girder venv installs the *original*
-``girder_worker`` package, whose import name clashes with ours.
+``girder-plugin-worker``, ``girder-client``, ``mongomock`` and our
+``girder-worker`` packages from wheels). It is never imported by the test suite.
 
 What it does, in order:
 
@@ -16,6 +15,9 @@ What it does, in order:
    ``Job().scheduleJob(job)``; girder-plugin-worker then sends the Celery task
    of a ``worker_handler`` job to ``GIRDER_WORKER_BROKER``. Real Girder has no
    such route;
+3b. adds the test-only route ``POST /gw_test/publish`` (any user), which calls
+   ``apply_async`` of a gwtest task inside the request, as a Girder plugin does
+   (see :func:`add_publish_route`). Real Girder has no such route either;
 4. creates a site admin and a 30-day token with the scopes ``core.user_auth``,
    ``jobs.rest.create_job`` and ``jobs.rest.list_job`` (``POST /job`` needs the
    literal ``jobs.rest.create_job`` scope, which no REST call can mint);
@@ -90,6 +92,66 @@ def add_schedule_route(api_root) -> None:
     api_root.job.route("PUT", (":id", "schedule"), schedule_job)
 
 
+def add_publish_route(api_root) -> None:
+    """TEST HOOK, not Girder API: ``POST /gw_test/publish`` publishes a gwtest task from a REST request.
+
+    It stands for a Girder plugin that calls ``delay``/``apply_async`` of a
+    girder-worker task while it answers a request, as large_image and
+    slicer_cli_web do. ``task`` is one of:
+
+    ``copy_file``
+        ``gwtest.copy_file(GirderFileId(fileId))`` with the result hook
+        ``GirderUploadToItem(itemId)``: the worker downloads the file, copies it and
+        the hook uploads the copy to the item;
+    ``spawn_child``
+        ``gwtest.spawn_child(queue)``: the running task publishes ``gwtest.add``,
+        whose job it creates through Girder's REST API with the token it was given.
+
+    Both go to ``queue``. It answers ``{"taskId": ..., "job": result.job}``. The
+    tasks are stubs here (their names and signatures); the test's worker runs the
+    real ones of the gw-testtasks plugin.
+    """
+    from girder.api import access
+    from girder.api.describe import Description, autoDescribeRoute
+    from girder.api.rest import Resource
+
+    from girder_worker.app import app
+    from girder_worker_utils.transforms.girder_io import GirderFileId, GirderUploadToItem
+
+    @app.task(name="gwtest.copy_file")
+    def copy_file(path, name="copy.txt"):
+        raise NotImplementedError("runs on the worker")
+
+    @app.task(name="gwtest.spawn_child")
+    def spawn_child(queue, title="child job"):
+        raise NotImplementedError("runs on the worker")
+
+    class GwTest(Resource):
+        def __init__(self):
+            super().__init__()
+            self.resourceName = "gw_test"
+            self.route("POST", ("publish",), self.publish)
+
+        @access.user
+        @autoDescribeRoute(
+            Description("TEST HOOK (not in real Girder): publish a gwtest task inside this request.")
+            .param("task", "copy_file or spawn_child.", enum=["copy_file", "spawn_child"])
+            .param("queue", "The queue to send it to.")
+            .param("fileId", "copy_file: the file to copy.", required=False)
+            .param("itemId", "copy_file: the item that gets the copy.", required=False)
+        )
+        def publish(self, task, queue, fileId, itemId):  # noqa: N803  (Girder's parameter names)
+            if task == "copy_file":
+                result = copy_file.apply_async(
+                    (GirderFileId(fileId),), queue=queue, girder_result_hooks=[GirderUploadToItem(itemId)]
+                )
+            else:
+                result = spawn_child.apply_async((queue,), queue=queue, girder_job_title="parent job")
+            return {"taskId": result.id, "job": result.job}
+
+    api_root.gw_test = GwTest()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -115,6 +177,7 @@ def main(argv=None) -> None:
     from girder.models.user import User
 
     add_schedule_route(girder.wsgi.info["apiRoot"])
+    add_publish_route(girder.wsgi.info["apiRoot"])
 
     api_url = f"http://{args.host}:{args.port}/api/v1"
     user = User().createUser(

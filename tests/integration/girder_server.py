@@ -1,11 +1,15 @@
 """Pytest fixtures that run the REAL Girder 5.0.21 REST server for integration tests.
 
 Girder (``girder``, ``girder-jobs``, ``girder-plugin-worker``, ``girder-client``,
-all 5.0.21, plus ``mongomock``) is installed into a virtualenv of its own,
-because girder-plugin-worker depends on the original ``girder-worker`` 5.0.21,
-whose import package ``girder_worker`` has the same name as ours. The venv is
-built once and reused (see :func:`ensure_girder_venv`); ``girder_serve.py``
-runs in it on an in-memory mongomock database, so every server starts empty.
+all 5.0.21, plus ``mongomock``) is installed into a virtualenv of its own, with
+OUR packages as a Girder site installs them: Girder requires ``girder-worker>=5``,
+which our wheels answer (``girder-worker`` 6.0.0 -> ``girder-worker-core`` ->
+``girder-worker-utils``), offered to pip by ``--find-links``, so Girder's worker
+plugin and ``girder.tasks`` import our ``girder_worker.app``. The build checks
+that pip chose ours and fails otherwise. The venv is built once and reused (see
+:func:`ensure_girder_venv`); when only our sources changed, our freshly built
+wheels are reinstalled in it (seconds). ``girder_serve.py`` runs in it on an
+in-memory mongomock database, so every server starts empty.
 
 Fixtures:
 
@@ -25,7 +29,7 @@ the tail of the pip output or server log.
 Environment:
 
 ``GIRDER_TEST_VENV``
-    where the venv lives (default ``<repo>/.cache/girder-venv``)
+    where the venv lives (default ``<repo>/.cache/girder-server-venv``)
 ``GIRDER_TEST_PYTHON``
     interpreter that creates the venv (default: the one running pytest)
 ``GIRDER_TEST_START_TIMEOUT``
@@ -38,6 +42,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -53,6 +58,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ..ecosystem.venvs import build_wheels, tree_digest
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
@@ -72,7 +79,10 @@ INACTIVE, QUEUED, RUNNING, SUCCESS, ERROR, CANCELED = 0, 1, 2, 3, 4, 5
 FETCHING_INPUT, CONVERTING_INPUT, CONVERTING_OUTPUT, PUSHING_OUTPUT, CANCELING = 820, 821, 822, 823, 824
 FINAL_STATUSES = frozenset({SUCCESS, ERROR, CANCELED})
 
-_MARKER = ".gw-test-requirements.json"
+_MARKER = ".gw-test-inputs.json"
+#: Our distributions, installed in the Girder venv as a site installs them.
+OUR_PACKAGES = ("girder-worker-utils", "girder-worker-core", "girder-worker")
+OUR_PACKAGES_DIR = REPO_ROOT / "packages"
 _ADMIN = object()  # default for ``token=``: use the admin token
 
 
@@ -83,94 +93,142 @@ def _tail(text: str, lines: int = 60) -> str:
 # --------------------------------------------------------------------------- venv
 
 
-def girder_venv_path() -> Path:
-    return Path(os.environ.get("GIRDER_TEST_VENV") or REPO_ROOT / ".cache" / "girder-venv")
+def girder_venv_path(name: str = "girder-server-venv") -> Path:
+    """Where a Girder venv lives: ``GIRDER_TEST_VENV`` for the default one, else under ``.cache``."""
+    if name == "girder-server-venv" and os.environ.get("GIRDER_TEST_VENV"):
+        return Path(os.environ["GIRDER_TEST_VENV"])
+    return REPO_ROOT / ".cache" / name
 
 
 def _venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def _marker_ok(venv: Path, requirements: list[str], python: str | None) -> bool:
-    """True if the venv finished installing exactly ``requirements``.
+def _our_version(package: str) -> str:
+    """The version a package of ours declares (static in pyproject, or in its ``__about__.py``)."""
+    folder = OUR_PACKAGES_DIR / package
+    for path in (folder / "pyproject.toml", *folder.glob("src/*/__about__.py")):
+        match = re.search(r'^(?:__)?version(?:__)? = "([^"]+)"', path.read_text(), re.MULTILINE)
+        if match:
+            return match.group(1)
+    raise AssertionError(f"no version in {folder}")
+
+
+def _read_marker(venv: Path) -> dict[str, Any]:
+    try:
+        found = json.loads((venv / _MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    # The interpreter link must still resolve (a removed pyenv Python breaks the venv).
+    return found if isinstance(found, dict) and _venv_python(venv).exists() else {}
+
+
+def _inputs_match(found: dict[str, Any], inputs: dict[str, Any], python: str | None) -> bool:
+    """Whether the venv was built from ``inputs``.
 
     The interpreter matters only when ``GIRDER_TEST_PYTHON`` asks for one:
     otherwise whichever test environment built the venv first fixes it, so that
     hatch-test environments on different Pythons share one venv.
     """
-    try:
-        found = json.loads((venv / _MARKER).read_text())
-    except (OSError, ValueError):
+    built = dict(found.get("inputs") or {})
+    built_python = built.pop("python", None)
+    if built != inputs:
         return False
-    if found.get("requirements") != requirements:
-        return False
-    if python and found.get("python") != str(Path(python).resolve()):
-        return False
-    return _venv_python(venv).exists()  # follows the symlink to the base interpreter
+    return not python or built_python == str(Path(python).resolve())
 
 
-def ensure_girder_venv() -> Path:
-    """Return the Girder venv's python, building the venv first if needed.
+def ensure_girder_venv(extra: Iterable[str] = (), name: str = "girder-server-venv") -> Path:
+    """Return the python of a Girder venv with our packages, building or refreshing it first if needed.
 
-    The venv is reused when its marker file records a completed install of
-    exactly :data:`GIRDER_REQUIREMENTS`. An exclusive ``fcntl`` lock next to the
-    venv makes concurrent pytest sessions wait for one build instead of
-    building twice.
+    ``extra`` requirements (Girder plugins such as ``girder-large-image``) go in
+    a venv of their own, ``name``, so the shared server stays plain Girder.
+
+    A venv is reused when its marker records a finished install of the same
+    inputs: the requirement lines and a digest of our packages' ``pyproject.toml``
+    and ``__about__.py`` (our dependencies and versions). When only our sources
+    changed, our freshly built wheels are reinstalled without their dependencies.
+    An exclusive ``fcntl`` lock next to the venv makes concurrent pytest sessions
+    wait for one build instead of building twice.
     """
-    venv = girder_venv_path()
-    requirements = list(GIRDER_REQUIREMENTS)
+    venv = girder_venv_path(name)
+    folders = [OUR_PACKAGES_DIR / package for package in OUR_PACKAGES]
+    inputs = {
+        "requirements": [*GIRDER_REQUIREMENTS, *extra],
+        "metadata": tree_digest(folders, names=["pyproject.toml", "__about__.py"]),
+    }
+    sources = tree_digest(folders)
     wanted_python = os.environ.get("GIRDER_TEST_PYTHON") or None
-    if _marker_ok(venv, requirements, wanted_python):
+
+    def current(found: dict[str, Any]) -> bool:
+        return _inputs_match(found, inputs, wanted_python) and found.get("sources") == sources
+
+    if current(_read_marker(venv)):
         return _venv_python(venv)
 
     venv.parent.mkdir(parents=True, exist_ok=True)
     with open(venv.parent / f"{venv.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if not _marker_ok(venv, requirements, wanted_python):  # another session may have built it
-                _build_venv(venv, wanted_python or sys.executable, requirements)
+            found = _read_marker(venv)
+            if not current(found):  # another session may have built it meanwhile
+                _build_venv(venv, wanted_python or sys.executable, inputs, sources, refresh=_inputs_match(
+                    found, inputs, wanted_python))  # fmt: skip
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return _venv_python(venv)
 
 
-def _build_venv(venv: Path, base_python: str, requirements: list[str]) -> None:
-    started = time.monotonic()
-    if venv.exists():
-        shutil.rmtree(venv)
+def _run_step(cmd: list[str], what: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    steps = [
-        [base_python, "-m", "venv", str(venv)],
-        [str(_venv_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", "-q", *requirements],
-    ]
-    for cmd in steps:
-        try:
-            proc = subprocess.run(
-                cmd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=900,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            pytest.fail(f"building the Girder venv timed out: {cmd}\n{exc}", pytrace=False)
-        if proc.returncode != 0:
-            # This machine's pip.conf names index folders that may not exist;
-            # pip warns about each of them. Drop that noise from the report.
-            output = "\n".join(
-                line
-                for line in (proc.stdout + proc.stderr).splitlines()
-                if not (line.startswith("WARNING: Location '") and line.endswith("' is ignored"))
-            )
-            pytest.fail(
-                f"building the Girder venv {venv} failed ({proc.returncode}): {' '.join(cmd)}\n{_tail(output)}",
-                pytrace=False,
-            )
-    marker = {"requirements": requirements, "python": str(Path(base_python).resolve())}
+    try:
+        proc = subprocess.run(
+            cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1200, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"building the Girder venv: {what} timed out: {' '.join(cmd)}\n{exc}", pytrace=False)
+    if proc.returncode != 0:
+        # This machine's pip.conf names index folders that may not exist; pip warns
+        # about each of them. Drop that noise from the report.
+        output = "\n".join(
+            line
+            for line in (proc.stdout + proc.stderr).splitlines()
+            if not (line.startswith("WARNING: Location '") and line.endswith("' is ignored"))
+        )
+        pytest.fail(
+            f"building the Girder venv: {what} failed ({proc.returncode}): {' '.join(cmd)}\n{_tail(output)}",
+            pytrace=False,
+        )
+    return proc.stdout
+
+
+def _build_venv(venv: Path, base_python: str, inputs: dict[str, Any], sources: str, refresh: bool) -> None:
+    started = time.monotonic()
+    python = str(_venv_python(venv))
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "-q"]
+    wheels_dir = venv.parent / f"{venv.name}-wheels"
+    if wheels_dir.exists():
+        shutil.rmtree(wheels_dir)
+    wheels = [str(w) for w in build_wheels([OUR_PACKAGES_DIR / p for p in OUR_PACKAGES], wheels_dir)]
+    if refresh:
+        # Same requirements and dependencies: put this working tree's code in place of the old.
+        _run_step([*pip, "install", "--no-deps", "--force-reinstall", *wheels], "reinstalling our wheels")
+        how = "refreshed our wheels in"
+    else:
+        if venv.exists():
+            shutil.rmtree(venv)
+        _run_step([base_python, "-m", "venv", str(venv)], "creating the venv")
+        # Girder requires girder-worker>=5: our girder-worker 6 from --find-links answers it.
+        _run_step([*pip, "install", "--find-links", str(wheels_dir), *inputs["requirements"]], "pip install")
+        how = "built"
+    # Never serve with the original girder_worker by mistake (a newer one on the index, a stale wheel).
+    show = f"import importlib.metadata as m, json; print(json.dumps({{d: m.version(d) for d in {OUR_PACKAGES!r}}}))"
+    found = _run_step([python, "-c", show], "reading the installed versions")
+    wanted = {package: _our_version(package) for package in OUR_PACKAGES}
+    if json.loads(found) != wanted:
+        pytest.fail(f"the Girder venv {venv} has {found.strip()}, not our {wanted}", pytrace=False)
+    marker = {"inputs": {**inputs, "python": str(Path(base_python).resolve())}, "sources": sources}
     (venv / _MARKER).write_text(json.dumps(marker, indent=1) + "\n")
-    sys.stderr.write(f"\ngirder_server: built {venv} in {time.monotonic() - started:.1f}s\n")
+    sys.stderr.write(f"\ngirder_server: {how} {venv} in {time.monotonic() - started:.1f}s\n")
 
 
 # ------------------------------------------------------------------------- server
@@ -386,9 +444,10 @@ def start_girder(
     backend_url: str | None = None,
     env: dict[str, str] | None = None,
     timeout: float | None = None,
+    python: Path | None = None,
 ) -> GirderServer:
-    """Start ``girder_serve.py`` in the Girder venv and wait until it answers."""
-    python = ensure_girder_venv()
+    """Start ``girder_serve.py`` in the Girder venv (or ``python``'s) and wait until it answers."""
+    python = python or ensure_girder_venv()
     timeout = timeout or float(os.environ.get("GIRDER_TEST_START_TIMEOUT", "90"))
     run_dir.mkdir(parents=True, exist_ok=True)
     info_file = run_dir / "girder-info.json"
@@ -462,7 +521,10 @@ def start_girder(
 
 
 class GirderServerFactory:
-    """``factory(broker_url, backend_url=None, env=None, fresh=False) -> GirderServer``."""
+    """``factory(broker_url, backend_url=None, env=None, fresh=False, python=None) -> GirderServer``.
+
+    ``python`` is the interpreter of another Girder venv (see :func:`ensure_girder_venv`'s ``extra``).
+    """
 
     def __init__(self, base_dir: Path):
         self.base_dir = base_dir
@@ -475,14 +537,15 @@ class GirderServerFactory:
         backend_url: str | None = None,
         env: dict[str, str] | None = None,
         fresh: bool = False,
+        python: Path | None = None,
     ) -> GirderServer:
-        key = (broker_url, backend_url, tuple(sorted((env or {}).items())))
+        key = (broker_url, backend_url, tuple(sorted((env or {}).items())), python)
         server = None if fresh else self._shared.get(key)
         if server is not None and server.alive():
             server.resume()
             return server
         run_dir = Path(tempfile.mkdtemp(prefix="girder-", dir=self.base_dir))
-        server = start_girder(broker_url, run_dir, backend_url=backend_url, env=env)
+        server = start_girder(broker_url, run_dir, backend_url=backend_url, env=env, python=python)
         self.servers.append(server)
         if not fresh:
             self._shared[key] = server

@@ -10,6 +10,11 @@ token, and its job names the parent's Celery task id.
 
 Publishing never fails because of Girder: if the job cannot be created, the task
 is sent without one and the publisher's log says why, once per publish.
+
+Inside a Girder server, while it answers a REST request (a Girder plugin calls
+``delay``), the job is made by Girder's own Job model instead, for the request's
+user, and the message gets the worker API URL and a token of that user (see
+:func:`girder_worker.context.girder_context.publish_in_request`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from girder_worker_utils.wire import flatten
 
 from ._girder_reporter import reporter
 from ._girder_rest import GirderUnavailable
+from .context import girder_context, in_girder_request
 
 __all__: list[str] = []
 
@@ -54,13 +60,15 @@ def _defaults(task_name: str) -> dict[str, Any]:
     }
 
 
-def job_parameters(
+def job_fields(
     task_name: str, body: Any, headers: Mapping[str, Any], options: Mapping[str, Any], parent_id: str | None
-) -> dict[str, str]:
-    """The form fields of ``POST /job`` for one published task.
+) -> dict[str, Any]:
+    """The fields of the Girder job of one published task, as Python values.
 
-    Arguments go as JSON (the original sent keyword arguments in a form Girder
-    could not parse, so jobs of tasks with keyword arguments were never created).
+    ``title``, ``type``, ``handler`` and ``public`` come from the ``girder_job_*``
+    options (a task's ``@girder_job`` defaults are options too), else the defaults;
+    ``args`` and ``kwargs`` hold transforms as their readable form (the original's
+    ``_repr_model_``); ``otherFields`` names the Celery task (and its parent's).
     """
     values = {**_defaults(task_name), **{k: v for k, v in options.items() if v is not None}}
     args, kwargs = (body[0], body[1]) if isinstance(body, (list, tuple)) and len(body) >= 2 else ([], {})
@@ -72,11 +80,30 @@ def job_parameters(
         "title": str(values["girder_job_title"]),
         "type": str(values["girder_job_type"]),
         "handler": str(values["girder_job_handler"]),
-        "public": "true" if values["girder_job_public"] else "false",
-        # Transform arguments as their readable form (the original's _repr_model_).
-        "args": dumps(walk(list(args or []), model_repr)),
-        "kwargs": dumps(walk(dict(kwargs or {}), model_repr)),
-        "otherFields": dumps(other_fields),
+        "public": bool(values["girder_job_public"]),
+        "args": walk(list(args or []), model_repr),
+        "kwargs": walk(dict(kwargs or {}), model_repr),
+        "otherFields": other_fields,
+    }
+
+
+def job_parameters(
+    task_name: str, body: Any, headers: Mapping[str, Any], options: Mapping[str, Any], parent_id: str | None
+) -> dict[str, str]:
+    """The form fields of ``POST /job`` for one published task (see :func:`job_fields`).
+
+    Arguments go as JSON (the original sent keyword arguments in a form Girder
+    could not parse, so jobs of tasks with keyword arguments were never created).
+    """
+    fields = job_fields(task_name, body, headers, options, parent_id)
+    return {
+        "title": fields["title"],
+        "type": fields["type"],
+        "handler": fields["handler"],
+        "public": "true" if fields["public"] else "false",
+        "args": dumps(fields["args"]),
+        "kwargs": dumps(fields["kwargs"]),
+        "otherFields": dumps(fields["otherFields"]),
     }
 
 
@@ -138,9 +165,11 @@ def _on_publish(
             if inherited and not headers.get(key):
                 headers[key] = inherited
     try:
-        if options.get("girder_job_disable") or headers.get("jobInfoSpec"):
-            return
-        _create_job(sender, body, headers, options, parent)
+        if in_girder_request():
+            # Girder's own Job model, the request's user, a token of that user.
+            girder_context.publish_in_request(sender, body, headers, options, parent)
+        elif not (options.get("girder_job_disable") or headers.get("jobInfoSpec")):
+            _create_job(sender, body, headers, options, parent)
     finally:
         _flatten_hooks(headers)
 

@@ -33,6 +33,11 @@ class GirderWorkerPluginABC(abc.ABC):
     def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
         self.app = app
 
-    @abc.abstractmethod
     def task_imports(self) -> list[str]:
-        """Return the importable module paths that define this plugin's tasks."""
+        """Return the importable module paths that define this plugin's tasks.
+
+        None by default, as in the original girder-worker: a plugin that only
+        configures the app or connects signals (large_image's Girder 5 worker plugin,
+        say) need not define it.
+        """
+        return []

@@ -62,3 +62,12 @@ def write_text(text, name="result.txt"):
 def modules(names):
     """Which of ``names`` this worker process has imported."""
     return {name: name in sys.modules for name in names}
+
+
+@task(name="gwtest.copy_file")
+def copy_file(path, name="copy.txt"):
+    """A copy of the file at ``path`` (a downloaded Girder file), for an upload hook."""
+    copy = os.path.join(tempfile.mkdtemp(), name)
+    with open(path, "rb") as source, open(copy, "wb") as target:
+        target.write(source.read())
+    return copy
