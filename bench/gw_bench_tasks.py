@@ -21,6 +21,17 @@ import time
 
 from bench.recording import record_run
 from girder_worker_utils import task
+from girder_worker_utils.transform import Transform
+
+
+class Const(Transform):
+    """bench/transforms.py's transform: the task receives ``value``."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def transform(self):
+        return self.value
 
 
 @task

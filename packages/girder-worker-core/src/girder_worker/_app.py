@@ -79,9 +79,10 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
 def create_app(config: Config | None = None) -> GirderWorkerApp:
     """Build a girder-worker app from ``config`` (default: the environment)."""
     config = config or read_config()
-    from . import _wire_format
+    from . import _compression, _log_filter, _wire_format  # noqa: F401  (_log_filter: its signal receivers mask secrets)
 
     _wire_format.install()
+    _compression.install(config.accept_compression, config.max_message_bytes)
     from . import _girder_publish, _girder_signals  # noqa: F401  (connect their signal handlers)
     from ._cancel import CancelStep
     from ._delivery import DeliveryStep
@@ -97,6 +98,9 @@ def create_app(config: Config | None = None) -> GirderWorkerApp:
     app.steps["consumer"].add(FairDispatch)
     app.steps["worker"].add(DeliveryStep)
     logging.getLogger("girder_worker").setLevel(config.logging_level.upper())
+    from .context import warn_embedded_in_girder
+
+    warn_embedded_in_girder(config.data_dir if config.embedded else None)
     return app
 
 

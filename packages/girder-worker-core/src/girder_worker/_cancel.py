@@ -82,6 +82,7 @@ REGISTRY = _Registry()
 
 @celery_control.control_command(
     name="revoke",
+    variadic="task_id",  # as Celery's own: `celery control revoke ID ...` passes the ids as task_id
     signature="[id1 [id2 [... [idN]]]]",
     help="Cancel tasks by id: queued ones never start, running ones see self.cancelled.",
 )

@@ -18,7 +18,7 @@ from celery.worker import state as _worker_state
 from ._cancel import CancelFlag
 from ._exceptions import TaskCancelled, TaskTerminated
 from ._job import GIRDER_CLIENT_ATTR, GIRDER_OPTIONS, JOB_MANAGER_ATTR, JobManager, move_girder_options
-from ._transforms_run import TransformRun, _plain
+from ._transforms_run import TransformRun, _plain, result_hooks
 
 __all__ = ["Task"]
 
@@ -95,9 +95,7 @@ class Task(celery.Task):  # type: ignore[misc]
             if self.cancelled:  # before it began: its Girder job was found cancelled, say
                 self._end_cancelled(request, _reason(request), terminated=False)
             try:
-                hooks = getattr(request, "girder_result_hooks", None)
-                if hooks is None and request.headers:  # apply() and eager runs keep them here
-                    hooks = request.headers.get("girder_result_hooks")
+                hooks = result_hooks(request)
                 if hooks is None and all(map(_plain, args)) and all(map(_plain, kwargs.values())):
                     result = self.run(*args, **kwargs)
                 else:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .wire import restore
 
-__all__ = ["TransformRun", "model_repr", "walk"]
+__all__ = ["TransformRun", "model_repr", "result_hooks", "walk"]
 
 _log = logging.getLogger("girder_worker.task")
 
@@ -103,6 +103,20 @@ class TransformRun:
         for obj in (*self.used, *self.hooks):
             if _has_method(obj, "cleanup"):
                 _quietly(obj.cleanup, obj, "cleanup")
+
+
+def result_hooks(request: Any) -> Any:
+    """The ``girder_result_hooks`` of a task's ``request``, as the message carried them.
+
+    A worker's request has the message's headers as attributes; ``apply()`` and eager
+    runs keep them in ``request.headers``.
+    """
+    hooks = getattr(request, "girder_result_hooks", None)
+    if hooks is None:
+        headers = getattr(request, "headers", None)
+        if isinstance(headers, dict):
+            hooks = headers.get("girder_result_hooks")
+    return hooks
 
 
 def _restore_hook(hook: Any) -> Any:

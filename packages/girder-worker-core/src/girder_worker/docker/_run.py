@@ -18,6 +18,8 @@ import logging
 import threading
 from typing import Any
 
+from girder_worker_utils._transforms_run import result_hooks
+
 from ._client import RESERVED_RUN_OPTIONS, docker_client, run_options
 from ._container import REMOVE_LABEL, TASK_LABEL, create_kwargs, gpu_refused, without_gpu
 from ._images import ensure_image
@@ -185,7 +187,7 @@ def run(
         client.close()
     if cancelled:
         return ()
-    hooks = getattr(getattr(task, "request", None), "girder_result_hooks", None)
+    hooks = result_hooks(getattr(task, "request", None))
     return (None,) * len(hooks) if hooks else ()
 
 

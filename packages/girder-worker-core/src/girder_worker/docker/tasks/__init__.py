@@ -14,9 +14,8 @@ import os
 import shutil
 from typing import Any
 
-from girder_worker_utils import Task
+from girder_worker_utils import Task, task
 
-from ...app import app
 from .._run import ContainerError, stop_timeout
 from .._run import run as _run
 from ..transforms import DEFAULT_VOLUME_ATTR, TemporaryVolume, _TemporaryVolumeBase
@@ -115,7 +114,9 @@ def _remove_tree(path: str | None) -> None:
 _docker_run = _run
 
 
-@app.task(base=DockerTask, bind=True, name="girder_worker.docker.tasks.docker_run")
+# Bound to whichever app loads the plugin: importing girder_worker.app here would make
+# the environment's app the current one in a process that made its own (eager tests).
+@task(base=DockerTask, bind=True, name="girder_worker.docker.tasks.docker_run")
 def docker_run(
     task: Any,
     image: str,
