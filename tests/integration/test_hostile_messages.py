@@ -127,3 +127,36 @@ def test_accepted_compression_is_inflated_no_further_than_the_limit(env_for, sta
         assert cleanup.get(timeout=30) is None
     finally:
         purge_queue(app, unique_queue)
+
+
+RAW_ITEMS = {
+    "not JSON": b"garbage\x00\xff",
+    "half-written JSON": b'{"body": "W1sxLCAyXSwge30sIG51bGxd", "headers": {"task": "gwtest.add"',
+    "a JSON array": b"[1, 2, 3]",
+    "an empty object": b"{}",
+    "an envelope of the wrong types": b'{"body": 1, "properties": "x", "headers": [], "content-type": 5}',
+}
+
+
+def test_items_pushed_onto_a_redis_queue_by_a_stranger_are_one_line_each(
+    env_for, start_worker, client_app, unique_queue
+):
+    import redis
+
+    env = env_for("redis")
+    worker = start_worker(env, "-P", "solo", "-Q", unique_queue, "-n", f"{unique_queue}@%h", *QUIET)
+    app = client_app(env)
+    raw = redis.Redis.from_url(env["GIRDER_WORKER_BROKER"])
+    try:
+        for case, item in RAW_ITEMS.items():
+            offset = len(worker.log)
+            raw.lpush(unique_queue, item)
+            assert app.send_task("gwtest.add", args=[2, 3], queue=unique_queue).get(timeout=30) == 5, case
+            dropped = [line for line in worker.log[offset:].splitlines() if "dropped an item of a Redis queue" in line]
+            assert len(dropped) == 1, (case, worker.log[offset:])
+            assert "something other than a Celery client writes to this broker" in dropped[0]
+        assert worker.proc.poll() is None
+        assert "Traceback" not in worker.log
+    finally:
+        raw.close()
+        purge_queue(app, unique_queue)

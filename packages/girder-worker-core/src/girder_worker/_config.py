@@ -347,6 +347,10 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
                 "use amqp://, redis:// or another kombu transport URL, or unset it for the embedded broker",
             )
         settings["broker_url"] = broker
+        if broker.lower().startswith("redis://"):
+            # kombu's Redis transport, which drops a queue item that is no task message
+            # with one line instead of stopping (see girder_worker._redis_transport).
+            settings["broker_transport"] = "girder_worker._redis_transport:Transport"
     else:
         data_dir = Path(env.get("GIRDER_WORKER_DATA_DIR") or default_data_dir(env))
         # A queue file holds the body base64-encoded, with the headers: room for both.

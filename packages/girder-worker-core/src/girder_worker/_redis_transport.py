@@ -1,0 +1,72 @@
+"""kombu's Redis transport, which survives what a stranger pushes onto a queue.
+
+Anyone who can write to the broker's Redis can ``LPUSH`` anything onto a queue's
+list, bypassing every publisher: bytes that are not JSON, or JSON that is not a
+kombu envelope (``[1, 2, 3]``, ``{}``). kombu reads such an item inside the event
+loop, and the error stopped the worker. Here an item the transport cannot make a
+message of is logged as one line (its queue, what was wrong, its first bytes,
+escaped) and dropped, and the worker goes on.
+
+This is the one place that relies on a private method of kombu's Redis channel:
+``Channel._brpop_read(**options)`` (checked on kombu 5.4 to 5.7) pops one item with
+``BRPOP``, decodes its JSON and hands it to ``Transport._deliver``, which builds the
+message; any error of the item's making surfaces from that call. ``Channel._get``
+(the polling path) is the public virtual-transport method and is covered the same
+way. A garbage item is gone from Redis once popped: the line is its record.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+from kombu.transport.virtual import Empty
+
+__all__ = ["Channel", "Transport"]
+
+logger = logging.getLogger("girder_worker.worker")
+
+#: What a bad item raises in kombu: JSONDecodeError (a ValueError), or the
+#: envelope's missing or mistyped fields as the message is made.
+_ITEM_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError)
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text.encode("unicode_escape", "backslashreplace").decode("ascii")[:200]
+
+
+class Channel(kombu_redis.Channel):  # type: ignore[misc]
+    """kombu's Redis channel; an item that is no kombu envelope is one log line."""
+
+    def _brpop_read(self, **options: Any) -> Any:
+        try:
+            return super()._brpop_read(**options)
+        except _ITEM_ERRORS as exc:  # before connection_errors, which (for Celery) hold KeyError
+            logger.error(
+                "dropped an item of a Redis queue that is not a task message (%s); something other than a Celery "
+                "client writes to this broker (the queue's list must hold kombu envelopes only)",
+                _describe(exc),
+            )
+            return True
+
+    def _get(self, queue: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._get(queue, *args, **kwargs)
+        except Empty:
+            raise
+        except _ITEM_ERRORS as exc:
+            logger.error(
+                "dropped an item of Redis queue %r that is not a task message (%s); something other than a Celery "
+                "client writes to this broker",
+                queue[:200],
+                _describe(exc),
+            )
+            raise Empty() from None
+
+
+class Transport(kombu_redis.Transport):  # type: ignore[misc]
+    """kombu's Redis transport with :class:`Channel`."""
+
+    Channel = Channel
