@@ -32,7 +32,7 @@ from celery.worker import state as worker_state
 from girder_worker_utils import TaskLost
 
 from ._config import DELIVERY_POLICIES, Config
-from ._leases import DONE, Claim, LeaseStore, lease_store_for
+from ._leases import DONE, REUSED, Claim, LeaseStore, lease_store_for
 
 __all__ = ["AT_LEAST_ONCE", "AT_MOST_ONCE", "Delivery", "DeliveryStep", "Policy", "policy_for", "watch_run"]
 
@@ -196,6 +196,13 @@ class Delivery:
             self.finished(request.id)
             request.on_failure(_einfo(TaskLost(reason)), return_ok=False)
             return False
+        if claim.previous == REUSED:
+            logger.warning(
+                "task %s[%s] reuses the id of a task that finished, with other arguments: it runs as a new task, "
+                "and its result replaces the old one (give each call its own id)",
+                request.name,
+                request.id,
+            )
         if claim.previous == "running":
             logger.warning(
                 "task %s[%s] was delivered again after its worker %s was lost: delivery %d of %d",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import time
@@ -73,7 +74,8 @@ _PREFIX = "girder_worker:"
 _RUNNING_KEY = _PREFIX + "running"
 _ALIVE_PREFIX = _PREFIX + "alive:"
 
-# KEYS: lease, running index. ARGV: holder, alive prefix, now, message, task id, attempt.
+# KEYS: lease, running index. ARGV: holder, alive prefix, now, message, task id, attempt,
+# the digest of the message's body (a finished task's id under another body is a new task).
 # A message of a later attempt (Celery's retry publishes one under the same id) is
 # never a duplicate: it starts the lease afresh.
 _CLAIM = """
@@ -84,13 +86,18 @@ if tonumber(ARGV[6]) > attempt then
   redis.call('DEL', KEYS[1])
   state = false
 else
-  if state == 'done' then return {0, 'done', holder or '', state} end
+  if state == 'done' then
+    local digest = redis.call('HGET', KEYS[1], 'digest')
+    if not digest or digest == ARGV[7] then return {0, 'done', holder or '', state} end
+    redis.call('DEL', KEYS[1])  -- another message under a finished task's id: a new task
+    state = 'reused'
+  end
   if state == 'running' and holder and redis.call('EXISTS', ARGV[2] .. holder) == 1 then
     return {0, 'running', holder, state}
   end
 end
 local n = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
-redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'state', 'running', 'attempt', ARGV[6])
+redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'state', 'running', 'attempt', ARGV[6], 'digest', ARGV[7])
 redis.call('HSETNX', KEYS[1], 'message', ARGV[4])
 redis.call('PERSIST', KEYS[1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
@@ -120,6 +127,19 @@ return {redis.call('HGET', KEYS[1], 'deliveries'), redis.call('HGET', KEYS[1], '
 """
 
 
+#: ``Claim.previous`` of a message that reuses the id of a finished task with another body.
+REUSED = "reused"
+
+
+def digest_of(message: dict[str, Any]) -> str:
+    """What tells two messages under one task id apart: a digest of the body.
+
+    A broker's redelivery carries the same body; a client that reuses a finished
+    task's id for another call does not.
+    """
+    return hashlib.sha256(str(message.get("body", "")).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -146,7 +166,7 @@ class RedisLeaseStore:
     def claim(self, task_id: str, holder: str, message: dict[str, Any], attempt: int = 0) -> Claim:
         n, duplicate, previous_holder, previous = self._claim(
             keys=[self._key(task_id), _RUNNING_KEY],
-            args=[holder, _ALIVE_PREFIX, time.time(), json.dumps(message), task_id, attempt],
+            args=[holder, _ALIVE_PREFIX, time.time(), json.dumps(message), task_id, attempt, digest_of(message)],
         )
         return Claim(int(n), _text(duplicate) or None, _text(previous_holder), _text(previous))
 
@@ -251,12 +271,15 @@ class FileLeaseStore:
             if attempt > lease.get("attempt", -1):
                 lease = {}
             state, previous_holder = lease.get("state", ""), lease.get("holder", "")
+            digest = digest_of(message)
             if state == DONE:
-                return Claim(0, DONE, previous_holder, state)
+                if lease.get("digest") in (None, digest):
+                    return Claim(0, DONE, previous_holder, state)
+                lease, state = {}, REUSED  # another message under a finished task's id: a new task
             if state == RUNNING and self._is_alive(previous_holder):
                 return Claim(0, RUNNING, previous_holder, state)
             deliveries = lease.get("deliveries", 0) + 1
-            lease.update(deliveries=deliveries, holder=holder, state=RUNNING, attempt=attempt)
+            lease.update(deliveries=deliveries, holder=holder, state=RUNNING, attempt=attempt, digest=digest)
             lease.setdefault("message", message)
             self._write(task_id, lease)
             return Claim(deliveries, None, previous_holder, state)

@@ -18,6 +18,7 @@ from celery.worker import state as _worker_state
 from ._cancel import CancelFlag
 from ._exceptions import TaskCancelled, TaskTerminated
 from ._job import GIRDER_CLIENT_ATTR, GIRDER_OPTIONS, JOB_MANAGER_ATTR, JobManager, move_girder_options
+from ._redact import redact_exception, run_secrets
 from ._transforms_run import TransformRun, _plain, result_hooks
 
 __all__ = ["Task"]
@@ -102,7 +103,9 @@ class Task(celery.Task):  # type: ignore[misc]
                     result = self._run_with_transforms(TransformRun(hooks), args, kwargs)
             except (TaskCancelled, TaskTerminated) as exc:
                 self._end_cancelled(request, exc.reason, terminated=isinstance(exc, TaskTerminated))
-            except Exception:
+            except Exception as exc:
+                # Celery stores the exception and its traceback where result readers see them.
+                redact_exception(exc, run_secrets(request))
                 if self.cancelled:  # what a cancelled task raises on its way out is not a failure
                     _log.warning(
                         "%s[%s] raised after it was cancelled (%s):\n%s",

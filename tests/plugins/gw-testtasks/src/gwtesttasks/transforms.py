@@ -71,3 +71,9 @@ def copy_file(path, name="copy.txt"):
     with open(path, "rb") as source, open(copy, "wb") as target:
         target.write(source.read())
     return copy
+
+
+@task(name="gwtest.leak", bind=True)
+def leak(self, url):
+    """Fail the way a Girder call fails: the URL (with its ?token=) and the run's token in the message."""
+    raise RuntimeError(f"GET {url} failed for token {self.request.girder_client_token}")
