@@ -29,6 +29,8 @@ import pytest
 
 from ..conftest import RABBITMQ_URL, clean_env, require_service
 from ..integration.conftest import client_app  # noqa: F401  (a fixture these tests use)
+from ..integration.girder_server import girder, girder_server_factory  # noqa: F401  (fixtures)
+from ..integration.test_transforms import girder_file  # noqa: F401  (a fixture)
 from .venvs import ensure_ecosystem_venv, ensure_original_venv, venv_python
 
 #: The worker and client settings of the interoperability tests: the original's defaults.
