@@ -126,7 +126,7 @@ def test_the_plugin_depends_on_girder_worker_utils_alone(venv, plugin):
 
     assert result.returncode == 0, result.stderr
     requires = json.loads(result.stdout)
-    assert [r for r in requires if "extra ==" not in r] == ["girder-worker-utils<2,>=1.0.0.dev0"]
+    assert [r for r in requires if "extra ==" not in r] == ["girder-worker-utils<2,>=1.0.0"]
 
 
 @pytest.mark.parametrize("conftest", ["as made", "conftest_prefork.py"])
