@@ -32,6 +32,24 @@ logger = logging.getLogger("girder_worker.worker")
 _ITEM_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError)
 
 
+def _of_the_item(exc: BaseException) -> bool:
+    """Whether ``exc`` came from decoding an item, not from the connection to Redis.
+
+    A lost connection can surface as a ValueError or AttributeError from redis-py (a
+    read on a closed socket): those must reach Celery, which reconnects. An error of
+    the item's making is raised outside redis-py's frames.
+    """
+    if not isinstance(exc, _ITEM_ERRORS):
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module == "redis" or module.startswith("redis."):
+            return False
+        tb = tb.tb_next
+    return True
+
+
 def _describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text.encode("unicode_escape", "backslashreplace").decode("ascii")[:200]
@@ -43,7 +61,9 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
     def _brpop_read(self, **options: Any) -> Any:
         try:
             return super()._brpop_read(**options)
-        except _ITEM_ERRORS as exc:  # before connection_errors, which (for Celery) hold KeyError
+        except Exception as exc:
+            if not _of_the_item(exc):
+                raise
             logger.error(
                 "dropped an item of a Redis queue that is not a task message (%s); something other than a Celery "
                 "client writes to this broker (the queue's list must hold kombu envelopes only)",
@@ -56,7 +76,9 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             return super()._get(queue, *args, **kwargs)
         except Empty:
             raise
-        except _ITEM_ERRORS as exc:
+        except Exception as exc:
+            if not _of_the_item(exc):
+                raise
             logger.error(
                 "dropped an item of Redis queue %r that is not a task message (%s); something other than a Celery "
                 "client writes to this broker",
