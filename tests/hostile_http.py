@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
 
 
 @dataclass
@@ -105,3 +108,18 @@ class HostileServer:
         self.release.set()
         self._http.shutdown()
         self._http.server_close()
+
+
+@pytest.fixture(name="hostile")
+def hostile_fixture() -> Iterator[Callable[..., HostileServer]]:
+    """``hostile(mode, **kwargs)``: a :class:`HostileServer`; every one is stopped after the test."""
+    made: list[HostileServer] = []
+
+    def make(mode: str, **kwargs: Any) -> HostileServer:
+        server = HostileServer(mode, **kwargs)
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()

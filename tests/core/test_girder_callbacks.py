@@ -13,25 +13,11 @@ from girder_worker._girder_reporter import Reporter
 from girder_worker._girder_rest import MAX_BODY, Http, JobSpec, ReportSettings, SpecRefused, UnsafeCall
 from girder_worker_utils import JobStatus
 
-from ..hostile_http import HostileServer
+from ..hostile_http import HostileServer, hostile_fixture  # noqa: F401  (the hostile fixture)
 from .fake_girder import TOKEN, FakeGirder
 
 GIRDER_SPEC = {"method": "PUT", "url": "http://girder:8080/api/v1/job/j1", "reference": "j1",
                "headers": {"Girder-Token": TOKEN}, "logPrint": True}  # fmt: skip
-
-
-@pytest.fixture
-def servers():
-    made: list[HostileServer] = []
-
-    def make(mode: str, **kwargs):
-        server = HostileServer(mode, **kwargs)
-        made.append(server)
-        return server
-
-    yield make
-    for server in made:
-        server.stop()
 
 
 def test_girders_own_spec_is_accepted_with_only_its_token():
@@ -92,9 +78,9 @@ def test_only_the_contracts_methods_and_schemes_are_ever_called():
         http.call("GET", "http://127.0.0.1:9/job/1", {}, None, None)
 
 
-def test_the_token_does_not_follow_a_redirect_to_another_origin(servers, caplog):
-    elsewhere = servers("record")
-    redirecting = servers("redirect", target=elsewhere.url)
+def test_the_token_does_not_follow_a_redirect_to_another_origin(hostile, caplog):
+    elsewhere = hostile("record")
+    redirecting = hostile("redirect", target=elsewhere.url)
     reporter = Reporter()
     channel = reporter.open(JobSpec.parse(redirecting.spec(token=TOKEN)), ReportSettings(interval=0.05))
 
@@ -110,8 +96,8 @@ def test_the_token_does_not_follow_a_redirect_to_another_origin(servers, caplog)
     assert "set Girder's worker.api_url (or GIRDER_WORKER_API_URL) to the URL the redirect leads to" in line
 
 
-def test_a_huge_answer_is_not_read_whole(servers):
-    huge = servers("huge")
+def test_a_huge_answer_is_not_read_whole(hostile):
+    huge = hostile("huge")
 
     code, body = Http().call("PUT", huge.url + "/api/v1/job/1", {"Girder-Token": TOKEN}, {"status": "2"}, (5, 30))
 
@@ -119,8 +105,8 @@ def test_a_huge_answer_is_not_read_whole(servers):
     assert huge.sent < 10 * MAX_BODY  # it stopped writing: the worker stopped reading (400 MB offered)
 
 
-def test_a_callback_url_that_never_answers_delays_no_other_jobs_reports(servers):
-    hanging = servers("hang")
+def test_a_callback_url_that_never_answers_delays_no_other_jobs_reports(hostile):
+    hanging = hostile("hang")
     girder = FakeGirder()
     try:
         reporter = Reporter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..hostile_http import HostileServer
+from ..hostile_http import HostileServer, hostile_fixture  # noqa: F401  (the hostile fixture)
 from .girder_jobs import (
     ERROR,
     SUCCESS,
@@ -22,20 +22,6 @@ from .girder_jobs import (
 JOB_TOKEN = "jobTokenOfAHostileSpec0123456789"
 CLIENT_TOKEN = "clientTokenOfAHostileSpec0123456"
 QUERY_TOKEN = "queryStringToken0123456789abcdef"
-
-
-@pytest.fixture
-def hostile():
-    made: list[HostileServer] = []
-
-    def make(mode: str, **kwargs):
-        server = HostileServer(mode, **kwargs)
-        made.append(server)
-        return server
-
-    yield make
-    for server in made:
-        server.stop()
 
 
 def send(app, queue: str, spec: dict, task: str = "gwtest.add", args=(1, 2)):
