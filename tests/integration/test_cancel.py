@@ -183,7 +183,10 @@ def test_cancel_racing_completion_ends_in_exactly_one_state(pool, env_for, start
     app = queue_app(env)
     outcomes = []
     for i in range(15):
-        result = app.send_task("gwtest.work_for", args=[0.05], queue=unique_queue)
+        # Every third task runs long enough that its cancel lands while it runs (or
+        # before it starts): those must end REVOKED; the others race their cancel.
+        long_run = i % 3 == 0
+        result = app.send_task("gwtest.work_for", args=[3.0 if long_run else 0.05], queue=unique_queue)
         time.sleep(0.03 + (i % 5) * 0.01)
         cancel(result, app=app)
         wait_for(lambda r=result: r.state in ("SUCCESS", "REVOKED"), what="a final state")
@@ -192,6 +195,8 @@ def test_cancel_racing_completion_ends_in_exactly_one_state(pool, env_for, start
         assert app.AsyncResult(result.id).state == first
         if first == "SUCCESS":
             assert result.result == "done"
+        if long_run:
+            assert first == "REVOKED", f"a 3 s task cancelled after {0.03 + (i % 5) * 0.01:.2f} s ended {first}"
         outcomes.append(first)
     assert set(outcomes) <= {"SUCCESS", "REVOKED"}
 

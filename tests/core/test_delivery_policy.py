@@ -1,0 +1,151 @@
+"""The delivery policy's arithmetic, on the real lease stores and the real embedded broker.
+
+A worker that stops answering leaves its running task's lease behind; another
+worker's :meth:`Delivery.reap` takes it over and either publishes the task again
+or fails it. These tests play the lost workers by claiming leases under holders
+that never beat, so every boundary (the last redelivery, the first refusal, a
+task's own ``max_deliveries``, at-most-once) is checked without killing anything.
+The end-to-end fault tests with real kills are in tests/integration/test_delivery.py.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from kombu import Connection
+
+from girder_worker._app import create_app
+from girder_worker._config import read_config
+from girder_worker._delivery import Delivery, policy_for
+from girder_worker._leases import FileLeaseStore, RedisLeaseStore
+
+REDIS_DB = 14
+
+
+@pytest.fixture(params=["files", "redis"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def make_app(tmp_path, **env: str):
+    return create_app(read_config({"GIRDER_WORKER_DATA_DIR": str(tmp_path / "data"), **env}))
+
+
+@pytest.fixture
+def stores(store_kind, tmp_path) -> Iterator[object]:
+    if store_kind == "files":
+        yield FileLeaseStore(tmp_path / "leases")
+        return
+    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    before = set(client.keys("girder_worker:*"))
+    yield RedisLeaseStore(client)
+    for key in set(client.keys("girder_worker:*")) - before:
+        client.delete(key)
+
+
+def message_for(task_id: str, task: str = "gwtest.lost") -> dict[str, object]:
+    return {
+        "body": json.dumps([[], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]),
+        "base64": False,
+        "content_type": "application/json",
+        "content_encoding": "utf-8",
+        "headers": {"id": task_id, "task": task, "retries": 0, "lang": "py"},
+        "properties": {},
+        "exchange": "",
+        "routing_key": "celery",
+    }
+
+
+def lose(store, task_id: str, message: dict[str, object]) -> int:
+    """A worker that never beats claims the task, as a run that starts and then dies."""
+    holder = f"lost-{uuid.uuid4().hex[:6]}/x"
+    claim = store.claim(task_id, holder, message)
+    return claim.deliveries
+
+
+def published(app) -> list[str]:
+    """Ids of the task messages waiting in the embedded broker's celery queue."""
+    ids = []
+    conf = app.conf
+    connection = Connection(conf.broker_url, transport=conf.broker_transport,
+                            transport_options=conf.broker_transport_options)  # fmt: skip
+    with connection as conn, conn.SimpleQueue("celery") as queue:
+        while True:
+            try:
+                received = queue.get(timeout=0.2)
+            except queue.Empty:
+                return ids
+            ids.append(received.headers["id"])
+            received.ack()
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_at_least_once_delivers_again_until_max_deliveries_then_fails(tmp_path, stores, limit):
+    app = make_app(tmp_path, GIRDER_WORKER_MAX_DELIVERIES=str(limit))
+    delivery = Delivery(app, "survivor", stores)
+    task_id = str(uuid.uuid4())
+    message = message_for(task_id)
+
+    for run in range(1, limit):
+        assert lose(stores, task_id, message) == run
+        assert delivery.reap() == 1
+        assert published(app) == [task_id], f"lost run {run} of {limit} must be delivered again"
+        assert app.AsyncResult(task_id).state == "PENDING"
+
+    assert lose(stores, task_id, message) == limit
+    assert delivery.reap() == 1
+    assert published(app) == []
+    result = app.AsyncResult(task_id)
+    assert result.state == "FAILURE"
+    times = "once" if limit == 1 else f"{limit} times"
+    assert str(result.result) == f"worker lost {times} (at-least-once, max_deliveries {limit})"
+    assert delivery.reap() == 0  # the failed task's lease is released: nobody takes it again
+
+
+def test_at_most_once_fails_the_first_lost_run(tmp_path, stores):
+    app = make_app(tmp_path, GIRDER_WORKER_DELIVERY="at-most-once", GIRDER_WORKER_MAX_DELIVERIES="5")
+    delivery = Delivery(app, "survivor", stores)
+    task_id = str(uuid.uuid4())
+
+    lose(stores, task_id, message_for(task_id))
+    assert delivery.reap() == 1
+
+    assert published(app) == []
+    assert str(app.AsyncResult(task_id).result) == "worker lost once (at-most-once)"
+
+
+def test_a_tasks_own_max_deliveries_wins_over_the_workers(tmp_path, stores):
+    app = make_app(tmp_path, GIRDER_WORKER_MAX_DELIVERIES="1")
+
+    @app.task(name="gwtest.patient", max_deliveries=2, shared=False)
+    def patient() -> None:
+        """A task that may start twice."""
+
+    assert policy_for(patient, app.girder_worker_config).limit == 2
+    delivery = Delivery(app, "survivor", stores)
+    task_id = str(uuid.uuid4())
+    message = message_for(task_id, task="gwtest.patient")
+
+    lose(stores, task_id, message)
+    delivery.reap()
+    assert published(app) == [task_id]
+    lose(stores, task_id, message)
+    delivery.reap()
+    assert published(app) == []
+    assert str(app.AsyncResult(task_id).result) == "worker lost 2 times (at-least-once, max_deliveries 2)"
+
+
+def test_a_lease_whose_holder_beats_is_not_taken(tmp_path, stores):
+    app = make_app(tmp_path)
+    delivery = Delivery(app, "survivor", stores)
+    task_id = str(uuid.uuid4())
+    stores.heartbeat("busy/x", 60)
+    stores.claim(task_id, "busy/x", message_for(task_id))
+
+    assert delivery.reap() == 0
+    assert published(app) == []
+    assert app.AsyncResult(task_id).state == "PENDING"
