@@ -10,7 +10,10 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from girder_client import GirderClient
+
+from girder_worker.analysis import AnalysisError
 
 from ..http_endpoint import http_endpoint_fixture  # noqa: F401  (the http_endpoint fixture)
 from .girder_jobs import QUEUED, RUNNING, SUCCESS, girder_queue_fixture, history, log_of  # noqa: F401
@@ -116,3 +119,46 @@ def test_girder_bindings_default_to_the_url_and_token_the_task_was_sent_with(
     # Publishing with a Girder URL and token made a celery_handler job; it shows the stages too.
     job = girder.wait_for_status(the_job_of(girder, result.id)["_id"], SUCCESS)
     assert history(job) == [RUNNING, FETCHING_INPUT, RUNNING, CONVERTING_OUTPUT, PUSHING_OUTPUT, SUCCESS]
+
+
+def test_girder_inputs_keep_to_the_workers_data_budget_and_allowed_hosts(
+    girder, girder_queue, env_for, start_worker, client_app
+):
+    client = girder_client(girder)
+    folder = next(client.listFolder(girder.user_id, parentFolderType="user", name="Private"))
+    big = b"x\n" + b"1\n" * 3000
+    uploaded = client.uploadStreamToFolder(folder["_id"], io.BytesIO(big), "big.csv", len(big))
+    env = env_for("rabbitmq")
+    start_worker(
+        {**env, "GIRDER_WORKER_MAX_DATA_BYTES": "4096", "GIRDER_WORKER_HTTP_ALLOWED_HOSTS": "127.0.0.1",
+         "GIRDER_WORKER_ALLOW_PYTHON_MODE": "true"},
+        "-P", "solo", "-Q", girder_queue, plugins=(),
+    )  # fmt: skip
+    app = client_app(env)
+    app.conf.task_default_queue = girder_queue
+    from girder_worker.analysis.tasks import run
+
+    def failure(source, target=None):
+        given = {"name": "d", "type": "string", "format": "text", **({"target": target} if target else {})}
+        task = {"mode": "python", "script": "n = 1", "inputs": [given],
+                "outputs": [{"name": "n", "type": "integer", "format": "integer"}]}  # fmt: skip
+        result = run.apply_async([task, {"d": source}], girder_api_url=girder.api_url, girder_client_token=girder.token)
+        with pytest.raises(AnalysisError) as failed:
+            result.get(timeout=60)
+        return str(failed.value)
+
+    for target in (None, "filepath"):  # into memory, onto disk
+        assert failure({"mode": "girder", "id": uploaded["_id"], "format": "text"}, target) == (
+            f"input 'd': Girder file {uploaded['_id']} sends more than GIRDER_WORKER_MAX_DATA_BYTES (4,096 bytes); "
+            "the rest was not read (raise it on the worker to fetch larger inputs)"
+        )
+    message = failure({"mode": "girder", "id": folder["_id"], "resource_type": "folder", "format": "text"}, "filepath")
+    assert message.startswith(f"input 'd': Girder folder {folder['_id']} holds ")
+    assert message.endswith("more than GIRDER_WORKER_MAX_DATA_BYTES (4,096); nothing was downloaded "
+                            "(raise it on the worker to fetch larger inputs)")  # fmt: skip
+
+    elsewhere = {"mode": "girder", "api_url": "http://girder.internal:8080/api/v1", "token": "t0k3n", "id": "0" * 24}
+    assert failure({**elsewhere, "format": "text"}) == (
+        "input 'd': host 'girder.internal' of http://girder.internal:8080/api/v1 is not in "
+        "GIRDER_WORKER_HTTP_ALLOWED_HOSTS (127.0.0.1); add it there in the worker's environment to allow it"
+    )
