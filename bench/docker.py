@@ -6,7 +6,9 @@ Prints, for a trivial container of a local busybox image (built as the tests
 build it): the median start-to-exit of ``docker run --rm`` and of docker_run
 through a real worker (publish to result), and their ratio; then MB/s of 64 MB
 streamed out of a container through a NamedOutputPipe and through
-ContainerStdOut, each into a host file.
+ContainerStdOut, each into a host file, and the docker command line's own
+stdout into a host file as the reference (with and without the engine's
+json-file log, which halves to quarters it).
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ def _docker_cli(image: str, n: int) -> float:
         subprocess.run(["docker", "run", "--rm", "--network", "none", image, "true"], check=True, capture_output=True)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def _docker_cli_stdout(image: str, count: int, driver: str, out: Path) -> float:
+    script = f"dd if=/dev/zero bs=64k count={count} 2>/dev/null"
+    with open(out, "wb") as sink:
+        started = time.perf_counter()
+        command = ["docker", "run", "--rm", "--network", "none", "--log-driver", driver, image, "sh", "-c", script]
+        subprocess.run(command, check=True, stdout=sink)
+        elapsed = time.perf_counter() - started
+    assert out.stat().st_size == count * 64 * 1024
+    return elapsed
 
 
 def main() -> None:
@@ -93,6 +106,13 @@ def main() -> None:
                 assert out.stat().st_size == size, (how, out.stat().st_size)
                 print(f"throughput {how:6s} -> host file: {options.mb / elapsed:.0f} MB/s "
                       f"({options.mb} MB in {elapsed:.2f} s, container start included; goal >= 100)")  # fmt: skip
+            # The reference: the docker command line's own stdout into a file, with the
+            # engine's default log driver (json-file: the engine writes every byte to
+            # its log too) and without (docker_run's choice when it removes the container).
+            for driver in ("none", "json-file"):
+                seconds = _docker_cli_stdout(image, count, driver, Path(tmp) / "cli.bin")
+                print(f"throughput docker run --log-driver {driver} > host file: {options.mb / seconds:.0f} MB/s "
+                      f"({options.mb} MB in {seconds:.2f} s, container start included)")  # fmt: skip
         finally:
             worker.kill()
             worker.wait()

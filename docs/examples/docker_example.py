@@ -34,6 +34,8 @@ def main(image: str) -> None:
     app.set_current()
     app.load_plugins()
     data = tempfile.mkdtemp()
+    # The site's choice: messages may bind-mount this directory, and no other host path.
+    os.environ["GIRDER_WORKER_DOCKER_HOST_PATHS"] = data
     with open(os.path.join(data, "in.csv"), "w") as handle:
         handle.write("a,b\n1,2\n3,4\n")
     count = VolumePath("count.txt")  # in the run's TemporaryVolume.default

@@ -92,9 +92,13 @@ def test_containers_of_a_killed_worker_are_removed_when_a_worker_starts(gw_worke
         )
     try:
         wait_for(lambda: not docker_ps(f"girder_worker.task_id={result.id}"), timeout=60, what="the reaper")
-        assert f"of task {result.id}: the worker that started it" in log_path.read_text()
+        # Any worker with the docker plugin on this host reaps the container (on a shared
+        # test machine, another session's worker may do it first); the task's own broker
+        # tells the second worker that the task was lost, and its job ends.
         job = gw_worker.job(result)
-        assert job.finished
+        assert job.status == JobStatus.ERROR, log_path.read_text()
+        assert "worker lost once (at-most-once); the job failed" in job.log
+        assert result.state == "FAILURE"
     finally:
         os.killpg(second.pid, signal.SIGKILL)
         second.wait()

@@ -23,6 +23,12 @@ from .streams import FileReader, FileWriter
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
 
+@pytest.fixture
+def gw_worker_env(gw_worker_env, tmp_path):
+    # The site lets messages bind-mount the test's own directory (see test_docker_policy.py).
+    return {**gw_worker_env, "GIRDER_WORKER_DOCKER_HOST_PATHS": str(tmp_path)}
+
+
 def test_output_goes_to_the_job_log_and_the_worker_log(gw_worker, busybox):
     result = gw_worker.delay(
         docker_run, busybox, pull_image=False, container_args=["sh", "-c", "echo hello from inside; echo oops >&2"]

@@ -53,7 +53,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +229,43 @@ def _build_venv(venv: Path, base_python: str, inputs: dict[str, Any], sources: s
     marker = {"inputs": {**inputs, "python": str(Path(base_python).resolve())}, "sources": sources}
     (venv / _MARKER).write_text(json.dumps(marker, indent=1) + "\n")
     sys.stderr.write(f"\ngirder_server: {how} {venv} in {time.monotonic() - started:.1f}s\n")
+
+
+@contextlib.contextmanager
+def venv_worker(
+    python: Path, env: Mapping[str, str], log: Path, args: Sequence[str] = ("-P", "solo"), timeout: float = 120
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``girder-worker`` of a Girder venv (see :func:`ensure_girder_venv`) until the block ends.
+
+    Its environment is this one without ``GIRDER_WORKER_*``, ``PYTHON*`` and
+    ``VIRTUAL_ENV``, plus ``env``; its output goes to ``log``. The block starts once
+    it says ``ready.``; afterwards it gets SIGTERM (SIGKILL after 30 s).
+    """
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GIRDER_WORKER_", "PYTHON", "VIRTUAL_ENV"))}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(python.parent / "girder-worker"), "-l", "info", *args],
+            env={**clean, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while "ready." not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the worker of {python} did not start:\n{log.read_text(errors='replace')}")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 # ------------------------------------------------------------------------- server

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import struct
-import subprocess
 import time
 import zlib
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ import pytest
 from girder_client import GirderClient
 
 from .girder_jobs import SUCCESS
-from .girder_server import GirderServer, GirderServerFactory, ensure_girder_venv
+from .girder_server import GirderServer, GirderServerFactory, ensure_girder_venv, venv_worker
 from .test_builtin_girder import girder_client
 
 LARGE_IMAGE = "1.35.6a198"
@@ -60,31 +58,9 @@ def li_girder(girder_server_factory: GirderServerFactory, large_image_python: Pa
 def li_worker(large_image_python: Path, shared_dir: Path, tmp_path: Path) -> Iterator[Path]:
     """``girder-worker`` of the large_image venv on the shared embedded broker; yields its log."""
     log = tmp_path / "large-image-worker.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIRDER_WORKER_", "PYTHON", "VIRTUAL_ENV"))}
-    env["GIRDER_WORKER_DATA_DIR"] = str(shared_dir)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(large_image_python.parent / "girder-worker"), "-l", "info", "-P", "solo", "-n", "large-image@%h"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while "ready." not in log.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the large_image worker did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.1)
+    env = {"GIRDER_WORKER_DATA_DIR": str(shared_dir)}
+    with venv_worker(large_image_python, env, log, ("-P", "solo", "-n", "large-image@%h")):
         yield log
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def png_image(width: int = 600, height: int = 400) -> bytes:

@@ -9,7 +9,6 @@ message of a run that fails.
 from __future__ import annotations
 
 import codecs
-import collections
 import logging
 from typing import Any
 
@@ -25,22 +24,34 @@ _LONG_LINE = 1000
 
 
 class Tail:
-    """The last :data:`TAIL_LINES` lines of a container's output."""
+    """The last :data:`TAIL_LINES` lines of a container's output.
+
+    It keeps the last bytes as they came and decodes them only when asked: a
+    container that streams gigabytes costs a copy per chunk, not a decode.
+    """
+
+    #: Bytes kept: enough for TAIL_LINES lines of _LONG_LINE characters of 4-byte UTF-8.
+    KEEP = TAIL_LINES * (_LONG_LINE + 1) * 4
 
     def __init__(self) -> None:
-        self.lines: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        self._partial = ""
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buf = bytearray()
+        self._cut = False  # whether bytes before the kept ones were dropped
 
     def write(self, buf: bytes) -> None:
-        text = self._partial + self._decoder.decode(buf)
-        *done, self._partial = text.split("\n")
-        self.lines.extend(line[:_LONG_LINE] for line in done[-TAIL_LINES:])
-        self._partial = self._partial[-_LONG_LINE:]
+        self._buf += buf
+        if len(self._buf) > 4 * self.KEEP:  # trimmed now and then, not at each write
+            del self._buf[: -self.KEEP]
+            self._cut = True
 
     def text(self) -> str:
-        lines = [*self.lines, self._partial] if self._partial else list(self.lines)
-        return "\n".join(lines[-TAIL_LINES:])
+        kept = bytes(self._buf[-self.KEEP :])
+        lines = kept.decode("utf-8", errors="replace").split("\n")
+        if self._cut or len(kept) < len(self._buf):
+            # The first is the end of a longer line: dropped, unless it is all there is.
+            lines = lines[1:] if len(lines) > 1 else [lines[0][-_LONG_LINE:]]
+        if lines and lines[-1] == "":
+            lines.pop()
+        return "\n".join(line[:_LONG_LINE] for line in lines[-TAIL_LINES:])
 
 
 class Teed:

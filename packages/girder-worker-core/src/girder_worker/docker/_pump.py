@@ -23,6 +23,8 @@ __all__ = ["Pump"]
 logger = logging.getLogger("girder_worker.docker")
 
 CHUNK = 1 << 16
+#: Bytes read from the attach stream at once: what the engine has, up to this.
+ATTACH_CHUNK = 1 << 18
 #: How often to try again to open a write end that no reader has open yet.
 _OPEN_RETRY = 0.02
 
@@ -44,6 +46,11 @@ class Pump:
         self.writers = list(writers)
         self.wake_fd = wake_fd
         self._frames = demux_frames()
+        # Read into one buffer: the frames' payloads are copied out of it once, and no
+        # buffer is allocated per read (SocketIO.read(n) makes and zeroes n bytes).
+        self._buffer = bytearray(ATTACH_CHUNK)
+        self._view = memoryview(self._buffer)
+        self._readinto = getattr(attach, "readinto", None)
 
     def run(self, cancelled: Callable[[], bool]) -> bool:
         """Pump until the container's output ends (False) or ``cancelled()`` (True)."""
@@ -70,7 +77,11 @@ class Pump:
                 self._move(connector, self.writers, connector.write)
 
     def _attach_data(self) -> bool:
-        data = self.attach.read(CHUNK)
+        if self._readinto is not None:
+            count = self._readinto(self._view)
+            data: Any = self._view[: count or 0]
+        else:
+            data = self.attach.read(CHUNK)
         if not data:
             return False
         for kind, payload in self._frames.feed(data):

@@ -19,21 +19,12 @@ from typing import Any
 
 from celery import bootsteps
 
+from .._pids import pid_alive
 from ._container import HOST_LABEL, PID_LABEL, REMOVE_LABEL, TASK_LABEL, WORKER, WORKER_LABEL
 
 __all__ = ["ReaperStep", "reap"]
 
 logger = logging.getLogger("girder_worker.docker")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def orphaned(labels: dict[str, str], nodename: str | None, host: str, pid: int) -> bool:
@@ -43,7 +34,7 @@ def orphaned(labels: dict[str, str], nodename: str | None, host: str, pid: int) 
             owner = int(labels.get(PID_LABEL, ""))
         except ValueError:
             return False
-        return owner == pid or not _pid_alive(owner)
+        return owner == pid or not pid_alive(owner)
     return bool(nodename) and labels.get(WORKER_LABEL) == nodename
 
 

@@ -16,11 +16,12 @@ from typing import Any
 
 from girder_worker_utils import Task, task
 
+from .._policy import DockerRunNotAllowed, run_scope
 from .._run import ContainerError, stop_timeout
 from .._run import run as _run
 from ..transforms import DEFAULT_VOLUME_ATTR, TemporaryVolume, _TemporaryVolumeBase
 
-__all__ = ["ContainerError", "DockerTask", "_docker_run", "docker_run"]
+__all__ = ["ContainerError", "DockerRunNotAllowed", "DockerTask", "_docker_run", "docker_run"]
 
 logger = logging.getLogger("girder_worker.docker")
 
@@ -71,7 +72,15 @@ class DockerTask(Task):  # type: ignore[misc]
             return {key: self._walk(value, seen) for key, value in obj.items()}
         return obj
 
+    #: A refused run is expected, not a crash: Celery logs it in one line, without a traceback.
+    throws = (DockerRunNotAllowed,)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Temporary volumes made in this scope are the run's own: its container may mount them.
+        with run_scope() as own:
+            return self._call(own, *args, **kwargs)
+
+    def _call(self, own: set[str], *args: Any, **kwargs: Any) -> Any:
         request = self.request
         default = _RequestDefaultTemporaryVolume()
         request.__dict__[DEFAULT_VOLUME_ATTR] = default
@@ -95,7 +104,10 @@ class DockerTask(Task):  # type: ignore[misc]
                 with contextlib.suppress(Exception):
                     transform.cleanup()
             for volume in temporary:
-                _remove_tree(volume.__dict__.get("_host_path"))
+                path = volume.__dict__.get("_host_path")
+                # Only what the run made: a message sets a volume's attributes as it likes.
+                if path and os.path.realpath(path) in own:
+                    _remove_tree(path)
             request.__dict__.pop(DEFAULT_VOLUME_ATTR, None)
 
 

@@ -69,6 +69,12 @@ def _current_default_volume() -> Any:
     return request.__dict__.get(DEFAULT_VOLUME_ATTR) if request is not None else None
 
 
+def _current_task_id() -> str | None:
+    from celery import current_task
+
+    return getattr(getattr(current_task, "request", None), "id", None)
+
+
 class HostStdOut(Transform):
     """The worker's standard output, as the output of a :class:`Connect`."""
 
@@ -134,6 +140,10 @@ class BindMountVolume(Transform):
         return {self.host_path: {"bind": self.container_path, "mode": self.mode}}
 
     def transform(self, **kwargs: Any) -> Any:
+        from .._policy import host_path
+
+        # Transforms read and write under host_path on the host, before any container runs.
+        host_path(self.host_path, self.mode, verb="uses")
         return self.container_path
 
     def _repr_model_(self) -> str:
@@ -153,12 +163,17 @@ class _TemporaryVolumeBase(BindMountVolume):
         self._transformed = False
 
     def _make_paths(self, host_dir: str | None = None, mode: int = 0o755) -> None:
+        from .._policy import check_temporary_dir, own_volume
+
+        if host_dir is not None:
+            check_temporary_dir(host_dir, _current_task_id())
         if host_dir is not None and not os.path.exists(host_dir):
             os.makedirs(host_dir)
             os.chmod(host_dir, mode)  # exactly mode, whatever the umask
         self._host_path = tempfile.mkdtemp(dir=host_dir, prefix="girder_worker_")
         # The container may run as another user than the worker.
         os.chmod(self._host_path, 0o777 | stat.S_ISGID)  # noqa: S103
+        own_volume(self._host_path)  # this run's container may mount it
         self._container_path = f"{TEMP_VOLUME_MOUNT_PREFIX}/{uuid.uuid4().hex}"
 
 
@@ -233,6 +248,15 @@ class NamedPipeBase(Transform):
     def transform(self, **kwargs: Any) -> Any:
         if self._volume is not None:
             self._volume.transform(**kwargs)
+        self._checked_host_path()
+
+    def _checked_host_path(self) -> str:
+        from .._policy import host_path, inside
+
+        root = self._host_path if self._host_path is not None else self._volume.host_path
+        if self._volume is None:
+            root = host_path(root, "rw")
+        return inside(root, self.name, "the named pipe")
 
     @property
     def container_path(self) -> str:
@@ -245,8 +269,10 @@ class NamedPipeBase(Transform):
         return os.path.join(root, self.name)
 
     def cleanup(self, **kwargs: Any) -> None:
-        with contextlib.suppress(FileNotFoundError, RuntimeError):
-            os.remove(self.host_path)
+        from .._policy import DockerRunNotAllowed
+
+        with contextlib.suppress(FileNotFoundError, RuntimeError, DockerRunNotAllowed):
+            os.remove(self._checked_host_path())
 
 
 class NamedInputPipe(NamedPipeBase):
@@ -284,10 +310,12 @@ class VolumePath(Transform):
         self._volume = _default_volume(volume)
 
     def transform(self, *pargs: Any, **kwargs: Any) -> Any:
+        from .._policy import inside
+
         self._volume.transform(**kwargs)
-        # A result hook passes the task's result: the file is then read on the host.
-        root = self._volume.host_path if pargs else self._volume.container_path
-        return os.path.join(root, self.filename)
+        if pargs:  # a result hook passes the task's result: the file is then read on the host
+            return inside(self._volume.host_path, self.filename, "the volume path")
+        return os.path.join(self._volume.container_path, self.filename)
 
     def _repr_model_(self) -> str:
         return f'<{type(self).__module__}.{type(self).__name__}: "{self.filename}">'

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any
+from typing import Any, TypeGuard
 
 from girder_worker_utils.transform import Transform
 from girder_worker_utils.transforms.girder_io import (
@@ -23,6 +23,7 @@ from girder_worker_utils.transforms.girder_io import (
     GirderUploadToItem,
 )
 
+from .._policy import DockerRunNotAllowed, host_path, inside
 from . import Connect, NamedOutputPipe, _default_volume, _maybe_transform
 
 __all__ = [
@@ -47,6 +48,17 @@ def setPermissions(path: str, dirmode: int = 0o777, filemode: int = 0o644) -> No
         os.chmod(root, dirmode)
         for name in files:
             os.chmod(os.path.join(root, name), filemode)
+
+
+def _removable(path: Any) -> TypeGuard[str]:
+    """Whether cleanup may remove ``path``: it is in the run's volumes (a message sets the attribute as it likes)."""
+    if not isinstance(path, str):
+        return False
+    try:
+        host_path(path, verb="removes")
+    except DockerRunNotAllowed:
+        return False
+    return True
 
 
 def _safe_name(name: str, what: str) -> str:
@@ -106,11 +118,11 @@ class GirderFileIdToVolume(GirderClientTransform):
 
     def _paths(self, root: str) -> tuple[str, str]:
         if self._filename is not None:
-            return self._filename, os.path.join(root, self._filename)
+            return self._filename, inside(root, self._filename, "the file name")
         name = _safe_name(self.client.getFile(self._file_id)["name"], "file")
-        os.makedirs(os.path.join(root, self._file_id), exist_ok=True)
+        os.makedirs(inside(root, self._file_id, "the file id"), exist_ok=True)
         relative = os.path.join(self._file_id, name)
-        return relative, os.path.join(root, relative)
+        return relative, inside(root, relative, "the file")
 
     def transform(self, **kwargs: Any) -> Any:
         self._volume.transform(**kwargs)
@@ -120,7 +132,7 @@ class GirderFileIdToVolume(GirderClientTransform):
         return os.path.join(self._volume.container_path, relative)
 
     def cleanup(self, **kwargs: Any) -> None:
-        if self._file_path is not None and os.path.lexists(self._file_path):
+        if _removable(self._file_path) and os.path.lexists(self._file_path):
             os.remove(self._file_path)
 
     def _repr_model_(self) -> str:
@@ -143,14 +155,14 @@ class GirderFolderIdToVolume(GirderClientTransform):
         if self._folder_name is None:
             self._folder_name = _safe_name(self.client.getFolder(self._folder_id)["name"], "folder")
         relative = os.path.join(self._folder_id, self._folder_name)
-        self._folder_path = os.path.join(self._volume.host_path, relative)
+        self._folder_path = inside(self._volume.host_path, relative, "the folder")
         os.makedirs(self._folder_path, exist_ok=True)
         self.client.downloadFolderRecursive(self._folder_id, self._folder_path)
         setPermissions(self._folder_path)
         return os.path.join(self._volume.container_path, relative)
 
     def cleanup(self, **kwargs: Any) -> None:
-        if self._folder_path is not None:
+        if _removable(self._folder_path):
             shutil.rmtree(self._folder_path, ignore_errors=True)
 
     def _repr_model_(self) -> str:
@@ -168,7 +180,7 @@ class GirderItemIdToVolume(GirderClientTransform):
 
     def transform(self, **kwargs: Any) -> Any:
         self._volume.transform(**kwargs)
-        self._item_path = os.path.join(self._volume.host_path, self._item_id)
+        self._item_path = inside(self._volume.host_path, self._item_id, "the item id")
         os.makedirs(self._item_path, exist_ok=True)
         self.client.downloadItem(self._item_id, self._item_path)
         setPermissions(self._item_path)
@@ -177,7 +189,7 @@ class GirderItemIdToVolume(GirderClientTransform):
         return os.path.join(self._volume.container_path, relative)
 
     def cleanup(self, **kwargs: Any) -> None:
-        if self._item_path is not None:
+        if _removable(self._item_path):
             shutil.rmtree(self._item_path, ignore_errors=True)
 
     def _repr_model_(self) -> str:
