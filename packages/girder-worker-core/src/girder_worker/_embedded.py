@@ -9,6 +9,13 @@ hidden name and renamed into place, a consumer claims a message with one rename
 inside the data directory, which only one process can win, and table updates
 are serialised by a lock file.
 
+The transport is built on kombu's documented virtual-transport API only
+(:class:`kombu.transport.virtual.Channel` and ``Transport``: ``_put``, ``_get``,
+``_purge``, ``_size``, ``_delete``, ``get_table``, ``_queue_bind``,
+``_put_fanout``), which has not changed from kombu 5.4 to 5.7, and keeps its
+exchange tables itself; it does not subclass kombu's filesystem transport, whose
+private helpers differ between those releases.
+
 Everything in the data directory is private to the worker's user (folders 0700,
 files 0600; see :mod:`._private_files`), and nothing found there is trusted: a
 queue entry that is not a message file (garbage, a half-written or foreign JSON
@@ -25,10 +32,12 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
+import fcntl
 import hashlib
 import logging
 import os
 import uuid
+from collections import namedtuple
 from collections.abc import Callable
 from pathlib import Path
 from queue import Empty
@@ -36,8 +45,7 @@ from time import monotonic, sleep, time
 from typing import Any
 
 from celery.backends.filesystem import FilesystemBackend
-from kombu.transport import filesystem
-from kombu.transport.filesystem import LOCK_EX, exchange_queue_t, lock, unlock
+from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str, ensure_bytes, str_to_bytes
 from kombu.utils.json import dumps, loads
 from kombu.utils.objects import cached_property
@@ -49,6 +57,9 @@ __all__ = ["EmbeddedBrokerWriteError", "FileResultBackend", "Transport", "envelo
 logger = logging.getLogger("girder_worker.embedded")
 
 _NAME_MAX = 255
+
+#: One row of an exchange table: what a binding routes to which queue.
+exchange_queue_t = namedtuple("exchange_queue_t", ["routing_key", "pattern", "queue"])
 
 
 class EmbeddedBrokerWriteError(Exception):
@@ -103,10 +114,28 @@ def envelope_problem(payload: Any) -> str | None:
     return None
 
 
-class Channel(filesystem.Channel):  # type: ignore[misc]
-    """A filesystem channel with atomic publish and claim, which survives what it finds."""
+class Channel(virtual.Channel):  # type: ignore[misc]
+    """A channel on files, with atomic publish and claim, which survives what it finds."""
 
+    supports_fanout = True
     _tables_lost = False
+
+    @property
+    def transport_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = self.connection.client.transport_options
+        return options
+
+    @cached_property
+    def data_folder_in(self) -> str:
+        return str(self.transport_options.get("data_folder_in", "data_in"))
+
+    @cached_property
+    def data_folder_out(self) -> str:
+        return str(self.transport_options.get("data_folder_out", "data_out"))
+
+    @cached_property
+    def control_folder(self) -> Path:
+        return Path(self.transport_options.get("control_folder", "control"))
 
     @cached_property
     def quarantine_folder(self) -> str:
@@ -135,7 +164,18 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
         except OSError as exc:
             raise EmbeddedBrokerWriteError(folder, exc) from None
 
+    def _put_fanout(self, exchange: str, payload: Any, routing_key: str, **kwargs: Any) -> None:
+        for row in self.get_table(exchange):
+            self._put(row.queue, payload, **kwargs)
+
     # -- exchange tables ---------------------------------------------------------
+
+    def _exchange_file(self, exchange: str) -> Path:
+        """The file of ``exchange``'s table: its name, or a name made from its hash."""
+        name = f"{exchange}.exchange"
+        if "/" in name or "\0" in name or name.startswith(".") or len(name.encode()) > _NAME_MAX - 40:
+            name = f"exchange-{hashlib.sha256(exchange.encode('utf-8', 'surrogatepass')).hexdigest()}.exchange"
+        return Path(self.control_folder, name)
 
     def get_table(self, exchange: str) -> list[Any]:
         file = self._exchange_file(exchange)
@@ -160,7 +200,7 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
         except OSError as exc:
             raise EmbeddedBrokerWriteError(str(self.control_folder), exc) from None
         with os.fdopen(fd, "ab") as guard:
-            lock(guard, LOCK_EX)
+            fcntl.flock(guard, fcntl.LOCK_EX)
             try:
                 table = self.get_table(exchange)
                 changed = change(table)
@@ -169,14 +209,14 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
             except OSError as exc:
                 raise EmbeddedBrokerWriteError(str(self.control_folder), exc) from None
             finally:
-                unlock(guard)
+                fcntl.flock(guard, fcntl.LOCK_UN)
 
     def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
         entry = exchange_queue_t(routing_key or "", pattern or "", queue or "")
         self._update_table(exchange, lambda table: table if entry in table else [entry, *table])
 
     def _delete(self, queue: str, exchange: str, routing_key: str, pattern: str, *args: Any, **kwargs: Any) -> None:
-        super(filesystem.Channel, self)._delete(queue, exchange, routing_key, pattern, *args, **kwargs)
+        self._purge(queue)
         entry = exchange_queue_t(routing_key or "", pattern or "", queue or "")
         self._update_table(exchange, lambda table: [e for e in table if e != entry])
 
@@ -307,14 +347,28 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
         return sum(1 for name in names if name.partition(".")[2] == wanted and not name.startswith("."))
 
 
-class Transport(filesystem.Transport):  # type: ignore[misc]
+class Transport(virtual.Transport):  # type: ignore[misc]
     """The embedded broker's kombu transport (fanout included, for revoke)."""
 
     Channel = Channel
+    implements = virtual.Transport.implements.extend(
+        asynchronous=False,
+        exchange_type=frozenset(["direct", "topic", "fanout"]),
+    )
+    #: Exchanges and bindings declared in this process, shared by its connections.
+    global_state = virtual.BrokerState()
+    default_port = 0  # type: ignore[assignment]
     driver_type = "filesystem"
     driver_name = "girder-worker-embedded"
     # The URL is only "filesystem://": the folders come from the transport options.
     can_parse_url = True
+
+    def __init__(self, client: Any, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        self.state = self.global_state
+
+    def driver_version(self) -> str:
+        return "N/A"
 
     #: How often a worker whose processes are all busy looks whether one is free again.
     busy_recheck_interval = 0.001
@@ -326,12 +380,12 @@ class Transport(filesystem.Transport):  # type: ignore[misc]
         if timeout is not None:
             timeout = min(timeout, 0.2)
         started = monotonic()
-        get = self.cycle.get  # type: ignore[union-attr]  # made with the transport's first channel
         while True:
             try:
-                get(self._deliver, timeout=timeout)
-                return
-            except Empty:
+                # With a timeout of 0 the virtual transport's drain looks at every
+                # consumed queue once, and raises TimeoutError when none had a message.
+                return super().drain_events(connection, timeout=0)
+            except TimeoutError:
                 pass
             if timeout is not None and monotonic() - started >= timeout:
                 raise TimeoutError()  # what Celery expects of an idle drain (socket.timeout)
@@ -345,7 +399,7 @@ class Transport(filesystem.Transport):  # type: ignore[misc]
         own counters, no file system access) rather than at the next 20 ms poll.
         """
         deadline = monotonic() + (self.polling_interval or 0)
-        busy = [ch.qos for ch in self.channels if ch._consumers and not ch.qos.can_consume()]
+        busy = [ch.qos for ch in self.channels if not ch.qos.can_consume()]
         while busy and monotonic() < deadline:
             sleep(self.busy_recheck_interval)
             if all(qos.can_consume() for qos in busy):
