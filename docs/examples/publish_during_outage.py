@@ -1,21 +1,17 @@
-"""Publish while the broker is down: after its retry window the client gets an error.
+"""Publish while the broker is down: after its publish window the client gets one line.
 
 The broker here is a RabbitMQ address where nothing listens. The client retries for
 connect_retries_timeout seconds (girder-worker's default is 10; 2 here, to keep the
-example short) and then raises kombu's OperationalError: the task was not sent, and
+example short) and then raises girder_worker.PublishError: the task was not sent, and
 the caller decides what to do (here: report it and give up).
 
 Run: python publish_during_outage.py [PORT]
 """
 
+import os
 import socket
 import sys
 import time
-
-from kombu.exceptions import OperationalError
-
-from girder_worker._app import create_app
-from girder_worker._config import read_config
 
 
 def unused_port() -> int:
@@ -25,19 +21,17 @@ def unused_port() -> int:
 
 
 def main(port: int) -> None:
-    app = create_app(
-        read_config(
-            {
-                "GIRDER_WORKER_BROKER": f"amqp://guest:guest@127.0.0.1:{port}//",
-                "GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS": '{"connect_retries_timeout": 2}',
-            }
-        )
-    )
+    # A client reads its configuration when it first imports girder_worker.app.
+    os.environ["GIRDER_WORKER_BROKER"] = f"amqp://guest:guest@127.0.0.1:{port}//"
+    os.environ["GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS"] = '{"connect_retries_timeout": 2}'
+    from girder_worker import PublishError
+    from girder_worker.app import app
+
     began = time.monotonic()
     try:
         app.send_task("gwexample.analyses.tasks.fibonacci", args=[20], task_id="example-1")
-    except OperationalError as exc:
-        print(f"task example-1 was not sent: {type(exc).__name__}: {exc}")
+    except PublishError as exc:
+        print(exc)
         print(f"the client retried for {time.monotonic() - began:.0f} s; publish it again once the broker is back")
 
 

@@ -28,7 +28,11 @@ JOB = "gwtest.outage.job"
 # The broker is unreachable (kombu), or the Redis result backend, with which the client
 # subscribes to the task's result before it publishes, still is after its own retries.
 CLIENT_ERRORS = (OperationalError, RuntimeError)
-CLEAR_ERRORS = re.compile(r"^OperationalError: .*[Cc]onnection refused|^RuntimeError: .*Retry limit exceeded")
+# One line naming the task, the server (password masked), the error and the fix (girder_worker.PublishError).
+CLEAR_ERRORS = re.compile(
+    r"^PublishError: task \S+ was not sent: the (broker|result backend) at \S+ is unreachable \(.*[Cc]onnection "
+    r"(refused|reset by peer)\.?\); start it or fix GIRDER_WORKER_(BROKER|BACKEND), then publish the task again$"
+)
 CHANNEL_ERRORS = re.compile(r"PRECONDITION_FAILED|delivery acknowledgement|Channel\.close|ChannelError")
 
 

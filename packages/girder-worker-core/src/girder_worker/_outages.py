@@ -19,7 +19,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["PUBLISH_RETRY_SECONDS", "broker_transport_options", "outage_settings"]
+from kombu.exceptions import OperationalError
+from kombu.utils.url import maybe_sanitize_url
+
+__all__ = [
+    "PUBLISH_RETRY_SECONDS",
+    "PublishError",
+    "backend_outage_settings",
+    "broker_transport_options",
+    "outage_settings",
+    "publish_error",
+]
 
 #: How long a client's publish keeps retrying an unreachable broker before it raises.
 PUBLISH_RETRY_SECONDS = 10
@@ -66,3 +76,63 @@ def broker_transport_options(scheme: str, env: Mapping[str, str]) -> dict[str, A
             raise ValueError(f"{text!r} is not a JSON object")
         options.update(extra)
     return options
+
+
+def backend_outage_settings(backend_url: str) -> dict[str, Any]:
+    """Settings that bound a Redis result backend's reconnections to the publish window.
+
+    A client subscribes to a task's result before it publishes the task; with the
+    Redis backend down, Celery's default policy (20 retries a second apart) made
+    ``delay()`` fail after about 20 s. Here it gives up after about
+    :data:`PUBLISH_RETRY_SECONDS`, as a publish does. A worker's result writes keep
+    their longer retries (``result_backend_always_retry``, :func:`outage_settings`).
+    """
+    if backend_url.partition("://")[0].lower() not in ("redis", "rediss"):
+        return {}
+    policy = {"max_retries": PUBLISH_RETRY_SECONDS, "interval_start": 0, "interval_step": 1, "interval_max": 1}
+    return {"result_backend_transport_options": {"retry_policy": policy}}
+
+
+class PublishError(OperationalError):  # type: ignore[misc]
+    """A task was not sent: its broker or result backend stayed unreachable for the publish window.
+
+    Its message is one line: the task, the server's URL (password masked), the
+    error and the fix. It is a :class:`kombu.exceptions.OperationalError`, what a
+    publish raised before.
+    """
+
+
+def _is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError):
+        return True
+    # Celery's Redis result consumer, giving up on its subscription to the task's result.
+    return isinstance(exc, RuntimeError) and "Retry limit exceeded" in str(exc)
+
+
+def _cause(exc: BaseException) -> str:
+    """The first line of the innermost error: what actually failed."""
+    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def publish_error(app: Any, task_name: str | None, exc: BaseException) -> PublishError | None:
+    """The one-line :class:`PublishError` that a publish's outage error ``exc`` stands for, else ``None``.
+
+    Without it a client sees kombu's or Celery's chain of tracebacks (over 100
+    lines with Redis down) ending in a message that names neither the server nor
+    the fix.
+    """
+    if not _is_outage(exc):
+        return None
+    broker = str(app.conf.broker_url or "")
+    url = broker
+    role, variable = "broker", "GIRDER_WORKER_BROKER"
+    if isinstance(exc, RuntimeError):
+        url = str(app.conf.result_backend or "")
+        if url != broker:
+            role, variable = "result backend", "GIRDER_WORKER_BACKEND"
+    return PublishError(
+        f"task {task_name} was not sent: the {role} at {maybe_sanitize_url(url, mask='**')} is "
+        f"unreachable ({_cause(exc)}); start it or fix {variable}, then publish the task again"
+    )

@@ -6,6 +6,7 @@ others still load; strict mode turns any failure into :class:`PluginLoadError`.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 from collections.abc import Collection
@@ -107,6 +108,31 @@ def discover() -> list[EntryPoint]:
     return [seen[name] for name in sorted(seen)]
 
 
+def _normal(name: str) -> str:
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
+def suggest_plugin(name: str, installed: list[EntryPoint]) -> str:
+    """`` (did you mean 'x'?)`` for a name in GIRDER_WORKER_PLUGINS that is no plugin's, or ``""``.
+
+    A plugin is named by its entry point, which often differs from its distribution
+    (``gw-squares``) and package (``gw_squares``); either finds the plugin it holds,
+    and a misspelt plugin name finds the closest one.
+    """
+    for ep in installed:
+        package = ep.value.partition(":")[0].partition(".")[0]
+        dist = (ep.dist.metadata["Name"] if ep.dist is not None else None) or ""
+        if name == package or (_normal(name) == _normal(package) and _normal(name) != _normal(dist)):
+            what = "package"
+        elif _normal(name) == _normal(dist):
+            what = "distribution"
+        else:
+            continue
+        return f" (did you mean {ep.name!r}? {name!r} is the {what} of plugin {ep.name!r})"
+    close = difflib.get_close_matches(name, [ep.name for ep in installed], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def load_plugins(app: Any, only: Collection[str] | None = None, strict: bool = False) -> list[PluginReport]:
     """Construct every installed plugin with ``app`` and import its task modules.
 
@@ -130,12 +156,15 @@ def load_plugins(app: Any, only: Collection[str] | None = None, strict: bool = F
             logger.error("%s", report.error_line())
         reports.append(report)
     if only is not None:
+        installed = discover()
         for missing in sorted(set(only) - {r.name for r in reports}):
-            report = PluginReport(missing, "(none)", None, None, error="is not installed")
+            hint = suggest_plugin(missing, installed)
+            report = PluginReport(missing, "(none)", None, None, error=f"is not installed{hint}")
             logger.error(
-                "plugin %r named in GIRDER_WORKER_PLUGINS is not installed; "
+                "plugin %r named in GIRDER_WORKER_PLUGINS is not installed%s; "
                 "install it or remove it from GIRDER_WORKER_PLUGINS",
                 missing,
+                hint,
             )
             reports.append(report)
     by_module = {m: r for r in reports if r.loaded for m in r.modules}
