@@ -29,6 +29,7 @@ from kombu.exceptions import ContentDisallowed
 
 from girder_worker_utils.wire import RefusedObject, restore
 
+from . import _metrics
 from ._compression import CompressionRefused
 from ._message_checks import (
     Rejection,
@@ -191,6 +192,7 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
         problem = " ".join(rejection.problem.split())[:_MAX_PROBLEM]  # one line, whatever an exception said
         line = f"rejected task {_task_ref(headers)}: {problem}; the message was discarded ({rejection.fix})"
         logger.error("%s", line)
+        _metrics.message_refused(headers)
         message.reject_log_error(logger, self.connection_errors)
         exc = rejection.exception()
         headers = headers if isinstance(headers, dict) else {}

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from girder_worker_utils import JobStatus
 
+from . import _metrics
 from ._girder_logbuf import LogBuffer
 from ._girder_rest import GirderUnavailable, Http, JobSpec, ReportSettings, origin_of, shown_url
 from ._log_filter import redact, safe_text
@@ -339,6 +340,7 @@ class JobChannel:
         if self.done:
             return
         self.done = True
+        _metrics.reports_dropped()
         lost = f"its final status {self.final.name}" if self.final is not None else "its latest log and progress"
         logger.error(
             "gave up reporting to Girder job %s after %.0f s without an answer (%s): %s was not delivered",

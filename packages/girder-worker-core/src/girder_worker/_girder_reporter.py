@@ -27,6 +27,7 @@ from typing import Any
 
 from girder_worker_utils import JobStatus
 
+from . import _metrics
 from ._girder_job import JobChannel
 from ._girder_rest import GirderUnavailable, Http, JobSpec, ReportSettings, origin_of
 
@@ -114,6 +115,7 @@ class Reporter:
             self._channels[channel] = None
             if any(h.down_since is not None for h in self._hosts.values()):
                 self._keep_within_budget()
+            _metrics.report_backlog(len(self._channels))
         return channel
 
     def start(self, channel: JobChannel) -> None:
@@ -179,6 +181,7 @@ class Reporter:
         try:
             next_time = channel.pump(self.http(), timeout)
         except GirderUnavailable as exc:
+            _metrics.report_failed()
             now = time.monotonic()
             channel.failing_since = channel.failing_since or now
             host.failed(str(exc), now, channel.settings.retry_seconds)
@@ -251,6 +254,7 @@ class Reporter:
     def _forget(self, channel: JobChannel) -> None:
         with self._cond:
             self._channels.pop(channel, None)
+            _metrics.report_backlog(len(self._channels))
             self._cond.notify_all()
 
     def _keep_within_budget(self) -> None:
