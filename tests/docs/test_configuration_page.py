@@ -25,9 +25,13 @@ def test_every_variable_has_a_row():
     assert sorted(rows) == sorted(set(rows)), "a variable has two rows"
 
 
+# Shown on the configuration page as the misspelling girder-worker warns about.
+TYPOS = {"GIRDER_WORKER_BROKR"}
+
+
 def test_no_page_documents_a_variable_girder_worker_does_not_read():
     for page in sorted(DOCS.glob("*.rst")):
-        unknown = sorted(set(MENTION.findall(page.read_text())) - set(VARIABLES))
+        unknown = sorted(set(MENTION.findall(page.read_text())) - set(VARIABLES) - TYPOS)
         assert not unknown, f"{page.name} documents {', '.join(unknown)}, which are not in VARIABLES"
 
 

@@ -176,10 +176,14 @@ def test_every_example_has_a_test():
         "girder-worker.env",
         "girder-worker@.service",
         "legacy_tasks.py",
+        "metrics_query.py",  # tests/integration/test_metrics.py
+        "metrics_query_output.txt",
         "oversized_message.py",
         "oversized_message_output.txt",
         "plugins_output.txt",
         "plugins_output_broken.txt",
+        "progress_client.py",  # tests/docs/test_progress_page.py
+        "progress_tasks.py",
         "publish_during_outage.py",
         "routing_plugin.py",
         "setup.py",

@@ -9,5 +9,6 @@ from girder_worker_utils import GirderWorkerPluginABC
 from .__about__ import __version__
 from ._cancel import CancelOutcome, cancel
 from ._message_checks import MessageTooLargeError
+from ._outages import PublishError
 
-__all__ = ["CancelOutcome", "GirderWorkerPluginABC", "MessageTooLargeError", "__version__", "cancel"]
+__all__ = ["CancelOutcome", "GirderWorkerPluginABC", "MessageTooLargeError", "PublishError", "__version__", "cancel"]

@@ -11,6 +11,7 @@ from celery.loaders.app import AppLoader
 from kombu.utils.objects import cached_property
 
 from ._config import Config, read_config
+from ._outages import publish_error
 from ._plugins import PluginReport, load_plugins
 from ._settings import GirderWorkerSettings
 
@@ -45,6 +46,7 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
         kwargs.setdefault("task_cls", "girder_worker_utils:Task")
         kwargs.setdefault("control", "girder_worker._cancel:Control")
         kwargs.setdefault("amqp", "girder_worker._message_checks:AMQP")
+        kwargs.setdefault("events", "girder_worker._task_events:Events")
         super().__init__(*args, **kwargs)
         # Celery's settings view stores attribute assignments as settings, hence object's.
         object.__setattr__(self._conf, "__class__", GirderWorkerSettings)
@@ -65,6 +67,16 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
     @cached_property
     def Worker(self) -> Any:  # noqa: N802  (Celery's name)
         return self.subclass_with_self("girder_worker._worker:Worker")
+
+    def send_task(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Celery's ``send_task``; an unreachable broker or backend raises one-line :class:`PublishError`."""
+        try:
+            return super().send_task(name, *args, **kwargs)
+        except Exception as exc:
+            error = publish_error(self, name, exc)
+            if error is None:
+                raise
+            raise error from None
 
     def load_plugins(self) -> list[PluginReport]:
         """Load the installed plugins once; return what happened to each."""
@@ -87,6 +99,8 @@ def create_app(config: Config | None = None) -> GirderWorkerApp:
     from ._cancel import CancelStep
     from ._delivery import DeliveryStep
     from ._dispatch import FairDispatch
+    from ._metrics import SENT_HEADER  # noqa: F401  (its receiver stamps each task message)
+    from ._status import plugins  # noqa: F401  (registers the `plugins` inspect command of `girder-worker status`)
     from ._timelimit import TimeLimitStep
 
     app = GirderWorkerApp("girder_worker", girder_worker_config=config)
@@ -97,7 +111,14 @@ def create_app(config: Config | None = None) -> GirderWorkerApp:
     app.steps["worker"].add(TimeLimitStep)
     app.steps["consumer"].add(FairDispatch)
     app.steps["worker"].add(DeliveryStep)
+    if config.metrics_port is not None:
+        from ._metrics_step import MetricsStep
+
+        app.steps["worker"].add(MetricsStep)
     logging.getLogger("girder_worker").setLevel(config.logging_level.upper())
+    from . import _task_log
+
+    _task_log.install(config.log_format, app)
     from .context import warn_embedded_in_girder
 
     warn_embedded_in_girder(config.data_dir if config.embedded else None)

@@ -41,6 +41,7 @@ from kombu.entity import Queue
 from girder_worker_utils import CancelFlag, TaskTerminated
 from girder_worker_utils._task import CANCEL_ATTR
 
+from . import _moments
 from ._cancel_shm import SharedTable
 from ._cancel_store import CancelStore, store_for
 
@@ -58,6 +59,8 @@ class _Registry:
 
     def __init__(self) -> None:
         self.cancelled: OrderedDict[str, str] = OrderedDict()
+        #: When a cancel of a task running here arrived (monotonic), until the run ends.
+        self.arrived: dict[str, float] = {}
         self.local: dict[str, Any] = {}
         self.table: SharedTable | None = None
         self.lock = threading.Lock()
@@ -74,7 +77,7 @@ class _Registry:
             if flag is not None:
                 flag.set(reason)
             if self.table is not None:
-                self.table.cancel(task_id)
+                self.table.cancel(task_id, reason)
 
 
 REGISTRY = _Registry()
@@ -279,6 +282,7 @@ class CancelStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.on_revoke(ids, reason, bool(arguments.get("terminate")))
 
     def on_revoke(self, ids: list[str], reason: str, terminate: bool) -> None:
+        arrived = time.monotonic()
         REGISTRY.deliver(ids, reason)
         if self.store is not None:
             try:
@@ -287,9 +291,16 @@ class CancelStep(bootsteps.StartStopStep):  # type: ignore[misc]
                 if not self._store_failed:
                     logger.error("could not record cancellations in %s: %s", self.app.backend.as_uri(), exc)
                 self._store_failed = True
-        running = {r.id: r for r in worker_state.active_requests if r.id in ids}
+        wanted = set(ids)
+        running = {r.id: r for r in list(worker_state.active_requests) if r.id in wanted}
+        hostname = self.worker.hostname
+        for request in [r for r in list(worker_state.reserved_requests) if r.id in wanted and r.id not in running]:
+            _moments.received(hostname, request, reason, running=False, grace=None)
         for task_id, request in running.items():
             grace = 0.0 if terminate else self._grace_for(request)
+            with REGISTRY.lock:
+                REGISTRY.arrived.setdefault(task_id, arrived)
+            _moments.received(hostname, request, reason, running=True, grace=grace)
             if grace is not None:
                 heapq.heappush(self.escalations, (time.monotonic() + grace, task_id))
 
@@ -338,6 +349,10 @@ class CancelStep(bootsteps.StartStopStep):  # type: ignore[misc]
             where,
             f" and its child processes {killed}" if killed else "",
         )
+        with REGISTRY.lock:
+            REGISTRY.arrived.pop(task_id, None)
+            reason = REGISTRY.cancelled.get(task_id, "cancelled")
+        _moments.terminated(self.worker.hostname, task_id, request.name, reason)
 
 
 # -- the client side -------------------------------------------------------------

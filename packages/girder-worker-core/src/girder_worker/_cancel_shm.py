@@ -50,8 +50,8 @@ class SharedTable:
         self.owner_pid = os.getpid()
 
     # main process -------------------------------------------------------
-    def cancel(self, task_id: str) -> int | None:
-        """Record ``task_id`` as cancelled; return the pid running it, if any."""
+    def cancel(self, task_id: str, reason: str = "cancelled") -> int | None:
+        """Record ``task_id`` as cancelled (``reason`` for its run); return the pid running it, if any."""
         raw = _encode(task_id)
         (count,) = _PID.unpack_from(self.mem, self._ring_at)
         at = self._ring_at + 8 + (count % RING) * ID_BYTES
@@ -62,6 +62,7 @@ class SharedTable:
             base = slot * SLOT
             if self.mem[base + 16 : base + 16 + ID_BYTES] == raw:
                 if not self.mem[base]:
+                    _write_reason(self.mem, base, reason)
                     self.mem[base] = CANCELLED
                 (found,) = _PID.unpack_from(self.mem, base + 8)
         return found
@@ -75,13 +76,11 @@ class SharedTable:
         runs it.
         """
         raw = _encode(task_id)
-        text = reason.encode()[:REASON_BYTES]
         for slot in range(self.slots):
             base = slot * SLOT
             if self.mem[base + 16 : base + 16 + ID_BYTES] == raw:
                 if not self.mem[base] or time_limit == "hard":
-                    at = base + REASON_AT
-                    self.mem[at : at + REASON_BYTES] = text + b"\0" * (REASON_BYTES - len(text))
+                    _write_reason(self.mem, base, reason)
                     self.mem[base] = TIME_LIMIT_CODES[time_limit]
                 return int(_PID.unpack_from(self.mem, base + 8)[0])
         return None
@@ -99,6 +98,7 @@ class SharedTable:
         base = slot * SLOT
         raw = _encode(task_id)
         self.mem[base] = 0
+        _write_reason(self.mem, base, "")
         _PID.pack_into(self.mem, base + 8, os.getpid())
         self.mem[base + 16 : base + 16 + ID_BYTES] = raw
         start, end = self._ring_at + 8, self._ring_at + 8 + RING * ID_BYTES
@@ -144,13 +144,12 @@ class SlotFlag:
 
     @property
     def reason(self) -> str:
-        if self.time_limit is None:
-            return "cancelled"
         at = self._base + REASON_AT
-        return self._mem[at : at + REASON_BYTES].rstrip(b"\0").decode(errors="replace")
+        return self._mem[at : at + REASON_BYTES].rstrip(b"\0").decode(errors="replace") or "cancelled"
 
     def set(self, reason: str = "cancelled") -> None:
         if not self._mem[self._base]:
+            _write_reason(self._mem, self._base, reason)
             self._mem[self._base] = CANCELLED
 
     def add_callback(self, callback: Any) -> None:
@@ -177,3 +176,10 @@ class SlotFlag:
 
             for callback in self.take_callbacks():
                 _run_callback(callback)
+
+
+def _write_reason(mem: mmap.mmap, base: int, reason: str) -> None:
+    """Write a run's reason into its slot (cut at REASON_BYTES), before its flag byte."""
+    text = reason.encode()[:REASON_BYTES]
+    at = base + REASON_AT
+    mem[at : at + REASON_BYTES] = text + b"\0" * (REASON_BYTES - len(text))

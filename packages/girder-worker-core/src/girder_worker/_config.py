@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import pwd
 import tempfile
@@ -13,10 +15,12 @@ from typing import Any
 from celery.app.backends import BACKEND_ALIASES
 from kombu.transport import TRANSPORT_ALIASES
 
-from ._outages import broker_transport_options, outage_settings
+from ._outages import backend_outage_settings, broker_transport_options, outage_settings
 from ._private_files import dir_problem, ensure_private_dir
 
-__all__ = ["VARIABLES", "Config", "ConfigError", "read_config"]
+__all__ = ["VARIABLES", "Config", "ConfigError", "check_variables", "read_config"]
+
+logger = logging.getLogger("girder_worker.config")
 
 #: Every environment variable girder-worker reads, with its meaning. The docs'
 #: configuration page is checked against this table.
@@ -28,8 +32,14 @@ VARIABLES: dict[str, str] = {
     "GIRDER_WORKER_DATA_DIR": "Directory of the embedded broker and result backend.",
     "GIRDER_WORKER_TASK_ALWAYS_EAGER": "true runs tasks in the calling process (tests).",
     "GIRDER_WORKER_LOGGING_LEVEL": "Level of the girder_worker logger (default info).",
+    "GIRDER_WORKER_LOG_FORMAT": "text (default): Celery's log lines, with the task's name and id on a task's "
+    "lines; json: one JSON object per line with time, level, logger, message, task name and id, Girder job id.",
     "GIRDER_WORKER_PLUGINS": "Comma-separated plugin names to load; unset loads all.",
     "GIRDER_WORKER_STRICT_PLUGINS": "true makes a plugin that fails to load stop the worker.",
+    "GIRDER_WORKER_STRICT_CONFIG": "true makes an unknown GIRDER_WORKER_* variable in the environment an error "
+    "(exit status 2) instead of a warning.",
+    "GIRDER_WORKER_BROKER_MAX_RETRIES": "How many times a worker retries an unreachable broker or result backend, "
+    "at start and after an outage, before it gives up (default: for ever).",
     "GIRDER_WORKER_CANCEL_GRACE_PERIOD": "Seconds a cancelled task may take to stop before it is "
     "terminated (default 30); never disables termination.",
     "GIRDER_WORKER_API_URL": "Girder API root this worker reports to, replacing the one in each job's callback URL.",
@@ -58,7 +68,12 @@ VARIABLES: dict[str, str] = {
     "GIRDER_WORKER_PREFETCH": "off (default): a worker takes a task only when a process is free; a number N: "
     "it reserves up to N tasks per process ahead, as Celery's worker_prefetch_multiplier.",
     "GIRDER_WORKER_DOCKER_RUN_OPTIONS": "JSON object of Docker SDK containers.run options merged into every "
-    "docker_run (under the caller's).",
+    "docker_run (under the caller's); the site's own: never checked by the docker_run policy.",
+    "GIRDER_WORKER_DOCKER_ALLOW_OPTIONS": "Comma-separated Docker run options a docker_run message may set beyond "
+    "the ordinary ones (environment, user, shm_size, mem_limit, ...), e.g. network_mode or volumes (default: none).",
+    "GIRDER_WORKER_DOCKER_HOST_PATHS": "Host directories (separated by ':', each optionally =ro) a docker_run "
+    "message may bind-mount, besides the run's temporary volumes (default: none).",
+    "GIRDER_WORKER_DOCKER_IMAGES": "Comma-separated glob patterns of the images docker_run may run (default: any).",
     "GIRDER_WORKER_JOB_GC_SCOPE": "In a Girder server: comma-separated token scopes added to the data read/write "
     "token that Girder transforms made in a request carry.",
     "GIRDER_WORKER_ACCEPT_COMPRESSION": "true lets a worker run compressed task messages (gzip, bzip2, lzma), "
@@ -66,6 +81,10 @@ VARIABLES: dict[str, str] = {
     "GIRDER_WORKER_CELERY_TASKS": "Comma-separated Celery built-in tasks (celery.*) a message may run on this "
     "worker (default: the canvas helpers celery.chord_unlock, celery.group, celery.chain, celery.chord, "
     "celery.map, celery.starmap, celery.chunks, celery.accumulate; celery.backend_cleanup is not among them).",
+    "GIRDER_WORKER_METRICS_PORT": "TCP port on which a worker serves Prometheus metrics at /metrics (0: any free "
+    "port, logged at start); unset (the default): no metrics. Needs pip install girder-worker-core[metrics].",
+    "GIRDER_WORKER_METRICS_ADDRESS": "Address the metrics endpoint listens on (default 127.0.0.1; 0.0.0.0 for "
+    "every interface).",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -110,6 +129,11 @@ class Config:
     http_allowed_hosts: frozenset[str] | None = None
     max_data_bytes: int = 64 * 1024 * 1024
     accept_compression: bool = False
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
+    broker_max_retries: int | None = None
+    strict_config: bool = False
+    log_format: str = "text"
     celery_tasks: frozenset[str] = frozenset(
         {
             "celery.chord_unlock",
@@ -313,6 +337,8 @@ def _allowed_hosts(env: Mapping[str, str]) -> frozenset[str] | None:
 def read_config(env: Mapping[str, str] | None = None) -> Config:
     """Read and check the configuration; raise :class:`ConfigError` on a bad value."""
     env = os.environ if env is None else env
+    strict_config = _flag(env, "GIRDER_WORKER_STRICT_CONFIG")
+    check_variables(env, strict=strict_config)
     settings: dict[str, Any] = {
         "task_serializer": "json",
         "result_serializer": "json",
@@ -329,10 +355,17 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         # delivered again anyway. Tasks acknowledged at start (girder-worker's) run on.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_always_eager": _flag(env, "GIRDER_WORKER_TASK_ALWAYS_EAGER"),
+        # Clients see a running task STARTED (then PROGRESS), not PENDING; a task's
+        # print() is output, not a warning.
+        "task_track_started": True,
+        "worker_redirect_stdouts_level": "INFO",
         **outage_settings(),
     }
     # Eager runs store their states too, so AsyncResult(id) and cancel() work as with a worker.
     settings["task_store_eager_result"] = settings["task_always_eager"]
+    broker_max_retries = _max_retries(env)
+    if broker_max_retries is not None:
+        settings["broker_connection_max_retries"] = broker_max_retries
 
     broker = env.get("GIRDER_WORKER_BROKER", "").strip()
     backend = env.get("GIRDER_WORKER_BACKEND", "").strip()
@@ -374,10 +407,15 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         settings["result_backend"] = backend
     elif broker:
         settings["result_backend"] = broker if _scheme(broker) in ("redis", "rediss") else "rpc://"
+    settings.update(backend_outage_settings(str(settings.get("result_backend", ""))))
 
     level = env.get("GIRDER_WORKER_LOGGING_LEVEL", "info").strip().lower() or "info"
     if level not in _LEVELS:
         raise ConfigError("GIRDER_WORKER_LOGGING_LEVEL", f"unknown level {level!r}", f"use one of {', '.join(_LEVELS)}")
+
+    log_format = env.get("GIRDER_WORKER_LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        raise ConfigError("GIRDER_WORKER_LOG_FORMAT", f"unknown log format {log_format!r}", "use text or json")
 
     names = env.get("GIRDER_WORKER_PLUGINS", "").strip()
     plugins = frozenset(n.strip() for n in names.split(",") if n.strip()) if names else None
@@ -411,6 +449,8 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         logging_level=level,
         plugins=plugins,
         strict_plugins=_flag(env, "GIRDER_WORKER_STRICT_PLUGINS"),
+        broker_max_retries=broker_max_retries,
+        strict_config=strict_config,
         cancel_grace_period=grace,
         api_url=_api_url(env),
         report_interval=_number(env, "GIRDER_WORKER_REPORT_INTERVAL", 0.5, 0.0, "seconds"),
@@ -426,8 +466,35 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         http_allowed_hosts=_allowed_hosts(env),
         max_data_bytes=int(_number(env, "GIRDER_WORKER_MAX_DATA_BYTES", 64 * 1024 * 1024, 1024, "bytes")),
         accept_compression=_flag(env, "GIRDER_WORKER_ACCEPT_COMPRESSION"),
+        metrics_port=_metrics_port(env),
+        metrics_address=_metrics_address(env),
+        log_format=log_format,
         **_celery_tasks(env),
     )
+
+
+def _metrics_port(env: Mapping[str, str]) -> int | None:
+    text = env.get("GIRDER_WORKER_METRICS_PORT", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) > 65535:
+        raise ConfigError(
+            "GIRDER_WORKER_METRICS_PORT",
+            f"{text!r} is not a TCP port number",
+            "use a number from 1 to 65535 (0: any free port), or unset it to serve no metrics",
+        )
+    return int(text)
+
+
+def _metrics_address(env: Mapping[str, str]) -> str:
+    address = env.get("GIRDER_WORKER_METRICS_ADDRESS", "").strip() or "127.0.0.1"
+    if any(c.isspace() or c in "/[]" for c in address):
+        raise ConfigError(
+            "GIRDER_WORKER_METRICS_ADDRESS",
+            f"{address!r} is not an address to listen on",
+            "use an IP address or host name, e.g. 127.0.0.1 or 0.0.0.0",
+        )
+    return address
 
 
 def _celery_tasks(env: Mapping[str, str]) -> dict[str, frozenset[str]]:
@@ -444,3 +511,47 @@ def _celery_tasks(env: Mapping[str, str]) -> dict[str, frozenset[str]]:
             "list names that begin with celery., such as celery.backend_cleanup",
         )
     return {"celery_tasks": names}
+
+
+def _max_retries(env: Mapping[str, str]) -> int | None:
+    text = env.get("GIRDER_WORKER_BROKER_MAX_RETRIES", "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ConfigError(
+            "GIRDER_WORKER_BROKER_MAX_RETRIES",
+            f"{text!r} is not a whole number >= 0",
+            "use a number of retries, or unset it to retry for ever",
+        )
+    return int(text)
+
+
+def check_variables(env: Mapping[str, str], *, strict: bool = False) -> list[str]:
+    """Warn about each ``GIRDER_WORKER_*`` variable in ``env`` that :data:`VARIABLES` does not list.
+
+    Each unknown name gets one warning line with the closest known name (a typo
+    such as ``GIRDER_WORKER_BROKR`` would otherwise go unnoticed: the worker would
+    run on the embedded broker). With ``strict``, the first one raises
+    :class:`ConfigError` instead. Returns the warning lines.
+    """
+    prefix = "GIRDER_WORKER_"
+    # Read now: the table is the one list of every variable. Names are compared without
+    # their common prefix, which would make any two look alike.
+    known = [name.removeprefix(prefix) for name in VARIABLES]
+    lines = []
+    for name in sorted(n for n in env if n.startswith(prefix) and n not in VARIABLES):
+        close = difflib.get_close_matches(name.removeprefix(prefix), known, n=1, cutoff=0.6)
+        hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+        if strict:
+            raise ConfigError(
+                name,
+                f"unknown girder-worker variable{hint}",
+                "rename or unset it (GIRDER_WORKER_STRICT_CONFIG=true makes unknown variables errors)",
+            )
+        line = (
+            f"{name}: unknown girder-worker variable, ignored{hint}; rename or unset it "
+            "(girder-worker --help lists the variables)"
+        )
+        logger.warning("%s", line)
+        lines.append(line)
+    return lines

@@ -18,8 +18,10 @@ Either way the task's Girder job is told: a log line, and ERROR when it failed.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, TypeGuard
@@ -31,7 +33,9 @@ from celery.worker import state as worker_state
 
 from girder_worker_utils import TaskLost
 
+from . import _metrics, _moments
 from ._config import DELIVERY_POLICIES, Config
+from ._housekeeping import SWEEP_INTERVAL_SECONDS, result_expiry, sweep
 from ._leases import DONE, REUSED, Claim, LeaseStore, lease_store_for
 
 __all__ = ["AT_LEAST_ONCE", "AT_MOST_ONCE", "Delivery", "DeliveryStep", "Policy", "policy_for", "watch_run"]
@@ -158,6 +162,9 @@ class Delivery:
 
     def __init__(self, app: Any, hostname: str, store: LeaseStore) -> None:
         self.app = app
+        self.hostname = hostname
+        #: Called with (task id, reason) when this worker fails a task of a lost worker.
+        self.announce_failed: Any = None
         self.config: Config = app.girder_worker_config
         self.store = store
         self.holder = f"{hostname}/{uuid.uuid4().hex[:12]}"
@@ -192,6 +199,7 @@ class Delivery:
             logger.error(
                 "task %s[%s] was lost with its worker before: %s; it is not run again", request.name, request.id, reason
             )
+            _moments.lost(self.hostname, request.id, request.name, reason, delivered_again=False)
             request.acknowledge()
             self.finished(request.id)
             request.on_failure(_einfo(TaskLost(reason)), return_ok=False)
@@ -221,6 +229,7 @@ class Delivery:
             else f"while worker {claim.holder.partition('/')[0]} runs it"
         )
         logger.warning("task %s[%s] was delivered again %s; the duplicate was dropped", request.name, request.id, where)
+        _metrics.duplicate_dropped(request.name)
         request.acknowledge()
         worker_state.task_ready(request)
         with self._lock:
@@ -274,10 +283,13 @@ class Delivery:
 
     def _run(self) -> None:
         beat = self.ttl / 3
-        next_beat = next_reap = 0.0
+        next_beat = next_reap = next_sweep = 0.0
         clock = 0.0
         while not self.stopping.wait(0.2):
             clock += 0.2
+            if clock >= next_sweep:
+                self.sweep_expired()
+                next_sweep = clock + SWEEP_INTERVAL_SECONDS
             try:
                 self._flush()
                 if clock >= next_beat:
@@ -297,6 +309,17 @@ class Delivery:
                         exc,
                     )
                 self._failing = True
+
+    def sweep_expired(self) -> None:
+        """Remove the embedded backend's expired results, cancellations and leases
+        (see :mod:`._housekeeping`); nothing with another backend."""
+        data_dir = self.config.data_dir
+        if data_dir is None:
+            return
+        try:
+            sweep(data_dir, result_expiry(self.app.conf.result_expires), time.time())
+        except Exception as exc:  # housekeeping never stops the heartbeat
+            logger.warning("embedded broker: the sweep of expired files failed: %s", exc)
 
     def _flush(self) -> None:
         with self._lock:
@@ -321,6 +344,8 @@ class Delivery:
             if failure is None:
                 continue
             self.app.backend.mark_as_failure(task_id, TaskLost(failure))
+            if self.announce_failed is not None:
+                self.announce_failed(task_id, failure)
             self.store.release([(task_id, int(headers.get("retries") or 0))], holder, DONE)
             _girder_signals.report_to_job(headers, self.app, f"girder-worker: {failure}; the job failed")
         return count
@@ -346,6 +371,7 @@ class Delivery:
                     deliveries + 1,
                     policy.limit,
                 )
+                _moments.lost(self.hostname, task_id, str(name), how, delivered_again=True)
                 _girder_signals.report_to_job(
                     headers,
                     self.app,
@@ -356,6 +382,7 @@ class Delivery:
                 return None
         reason = _lost_reason(deliveries, policy)
         logger.error("task %s[%s] was lost (%s): %s; it failed", name, task_id, how, reason)
+        _moments.lost(self.hostname, task_id, str(name), reason, delivered_again=False)
         return reason
 
     def _publish(self, message: dict[str, Any]) -> None:
@@ -437,7 +464,11 @@ def _einfo(exc: BaseException) -> ExceptionInfo:
     try:
         raise exc
     except BaseException:
-        return ExceptionInfo()
+        info = ExceptionInfo()
+    # As it arrives from a pool process: billiard wraps it in ExceptionWithTraceback,
+    # which the task-failed event would show instead of the TaskLost.
+    info.exception = exc
+    return info
 
 
 class DeliveryStep(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -465,6 +496,9 @@ class DeliveryStep(bootsteps.StartStopStep):  # type: ignore[misc]
             )
             return
         self.delivery = worker.delivery = Delivery(app, worker.hostname, store)
+        from ._task_events import announce_lost
+
+        self.delivery.announce_failed = functools.partial(announce_lost, worker)
 
     def start(self, worker: Any) -> None:
         if self.delivery is not None:

@@ -40,6 +40,7 @@ from celery.worker import state as worker_state
 
 from girder_worker_utils import TaskTerminated
 
+from . import _moments
 from ._cancel import REGISTRY, CancelStep, _kill_descendants, grace_period, interrupt_run
 
 __all__ = ["TimeLimitStep", "girder_line", "reason_for"]
@@ -179,8 +180,14 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
         request = getattr(options.get("timeout_callback"), "__self__", None)
         if request is None:
             return options
-        soft = options.pop("soft_timeout", None) or self.default_soft
-        hard = options.pop("timeout", None) or self.default_hard
+        given_soft, given_hard = options.pop("soft_timeout", None), options.pop("timeout", None)
+        # The call's limits, else the task's as they are now: Celery's request class
+        # keeps the task's limits from the worker's start, so `celery control
+        # time_limit` would not reach a task that already ran here.
+        call_hard, call_soft = getattr(request, "time_limits", (None, None)) or (None, None)
+        task = getattr(request, "task", None)
+        soft = call_soft or getattr(task, "soft_time_limit", None) or given_soft or self.default_soft
+        hard = call_hard or getattr(task, "time_limit", None) or given_hard or self.default_hard
         if not (soft or hard):
             return options
         run = _Run(request, soft, hard, self._grace_for(request))
@@ -264,6 +271,7 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
             reason,
             f" and its child processes {killed}" if killed else "",
         )
+        _moments.terminated(self.worker.hostname, request.id, request.name, reason)
 
     # prefork: billiard's timer thread or the event loop -----------------------
     def _pool_failed(
@@ -279,6 +287,7 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
                 raise error from TaskTerminated(reason)
             except type(error):
                 exc_info = ExceptionInfo()
+            exc_info.exception = error  # unwrapped, as from a pool process: the task-failed event names it
         return on_failure(exc_info, *args, **kwargs) if on_failure is not None else None
 
     def _pool_timed_out(self, run: _Run, soft: bool, timeout: float) -> None:
@@ -301,6 +310,7 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
             pid,
             f" and its child processes {killed}" if killed else "",
         )
+        _moments.terminated(self.worker.hostname, run.task_id, run.name, reason)
 
     # worker start ---------------------------------------------------------------
     def _warn_unseen_soft_limits(self) -> None:

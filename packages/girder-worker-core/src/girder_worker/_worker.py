@@ -7,6 +7,7 @@ from typing import Any
 from celery.apps.worker import Worker as CeleryWorker
 
 from ._delivery import Delivery, watch_run
+from ._task_events import follow
 
 __all__ = ["Worker"]
 
@@ -19,6 +20,7 @@ class Worker(CeleryWorker):  # type: ignore[misc]
     _runs_in_loop: bool | None = None
 
     def _process_task(self, req: Any) -> None:
+        follow(req, self.hostname)
         if self.delivery is not None and not watch_run(self.delivery, req):
             release = getattr(self, "_quick_release", None)
             if release is not None:  # the pool slot taken for it, as Celery does for a revoked task

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["TaskCancelled", "TaskLost", "TaskTerminated"]
+from celery.exceptions import Ignore
+
+__all__ = ["RunRevoked", "TaskCancelled", "TaskLost", "TaskTerminated"]
 
 
 class TaskCancelled(Exception):
@@ -49,3 +51,21 @@ class TaskLost(Exception):
     def __init__(self, reason: str = "worker lost") -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class RunRevoked(Ignore):  # type: ignore[misc]
+    """How a cancelled run ends: its state is already ``REVOKED``, and this says why.
+
+    It is Celery's :class:`~celery.exceptions.Ignore` (the worker keeps the state the
+    run stored), carrying the cancel's reason and whether the run was terminated,
+    so the worker can announce the run revoked (Celery's ``task-revoked`` event).
+    Task code never raises it; it raises :class:`TaskCancelled`.
+    """
+
+    def __init__(self, reason: str = "cancelled", terminated: bool = False) -> None:
+        super().__init__(reason, terminated)
+        self.reason = reason
+        self.terminated = terminated
+
+    def __str__(self) -> str:
+        return self.reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -12,11 +13,12 @@ from typing import Any
 import celery
 from celery import signals
 from celery._state import _task_stack
-from celery.exceptions import Ignore, SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.backends.base import DisabledBackend
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.worker import state as _worker_state
 
 from ._cancel import CancelFlag
-from ._exceptions import TaskCancelled, TaskTerminated
+from ._exceptions import RunRevoked, TaskCancelled, TaskTerminated
 from ._job import GIRDER_CLIENT_ATTR, GIRDER_OPTIONS, JOB_MANAGER_ATTR, JobManager, move_girder_options
 from ._redact import redact_exception, run_secrets
 from ._transforms_run import TransformRun, _plain, result_hooks
@@ -38,6 +40,20 @@ _current = _Current()
 #: The request attribute where the worker keeps a run's :class:`CancelFlag`.
 CANCEL_ATTR = "girder_worker_cancel"
 _STARTED_ATTR = "girder_worker_started"
+_PROGRESS_ATTR = "girder_worker_progress"
+#: The Celery state a run's progress is stored under; its ``info`` is the progress.
+PROGRESS_STATE = "PROGRESS"
+
+
+class _Progress:
+    """A run's progress on its way to the result backend: when it was last written, what waits."""
+
+    __slots__ = ("last", "off", "pending")
+
+    def __init__(self) -> None:
+        self.last = float("-inf")
+        self.pending: dict[str, Any] | None = None
+        self.off = False  # nowhere to write, or writing failed
 
 
 class Task(celery.Task):  # type: ignore[misc]
@@ -83,6 +99,10 @@ class Task(celery.Task):  # type: ignore[misc]
     #: takes the worker's default (``GIRDER_WORKER_MAX_DELIVERIES``).
     max_deliveries: int | None = None
 
+    #: Least seconds between two writes of a run's progress to the result backend
+    #: (see :meth:`progress`); the latest value is always written before the run ends.
+    progress_interval: float = 0.5
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _task_stack.top is None:
             return super().__call__(*args, **kwargs)
@@ -120,6 +140,7 @@ class Task(celery.Task):  # type: ignore[misc]
                 self._end_cancelled(request, _reason(request), terminated=False)
             return result
         finally:
+            self._flush_progress(request)
             _current.flag = outer
 
     def _run_with_transforms(self, transforms: TransformRun, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -137,6 +158,7 @@ class Task(celery.Task):  # type: ignore[misc]
             transforms.cleanup()
 
     def _end_cancelled(self, request: Any, reason: str, terminated: bool) -> None:
+        self._flush_progress(request)  # before the final state, never over it
         flag = request.__dict__.get(CANCEL_ATTR)
         if flag is not None:
             flag.run_pending_callbacks()
@@ -146,7 +168,7 @@ class Task(celery.Task):  # type: ignore[misc]
             raise error(_reason(request)) from sys.exc_info()[1]
         self.backend.mark_as_revoked(request.id, reason, request=request)
         signals.task_revoked.send(sender=self, request=request, terminated=terminated, signum=None, expired=False)
-        raise Ignore(reason)
+        raise RunRevoked(reason, terminated)
 
     @property
     def cancelled(self) -> bool:
@@ -205,17 +227,63 @@ class Task(celery.Task):  # type: ignore[misc]
         return manager
 
     def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
-        """Report how far this run got to its Girder job; does nothing without a job.
+        """Report how far this run got: to its Girder job, and to its result for clients.
 
         It never waits for Girder, so call it as often as is convenient; the worker
-        sends the latest values at most twice a second::
+        sends the latest values to the job at most twice a second. A client sees the
+        same values in the task's result, as Celery state ``PROGRESS`` with ``info``
+        ``{"current": ..., "total": ..., "message": ...}``, written at most once per
+        :attr:`progress_interval` (0.5 s), the latest value always before the run's
+        final state::
 
             for i, path in enumerate(paths):
                 self.progress(i, total=len(paths), message=path)
+
+        Outside a worker run (a direct call) it does nothing.
         """
         manager = self.job_manager
         if manager is not None:
             manager.updateProgress(total=total, current=current, message=message)
+        request = self.request_stack.top
+        if request is None or request.id is None or request.called_directly:
+            return
+        state = request.__dict__.get(_PROGRESS_ATTR)
+        if state is None:
+            state = request.__dict__[_PROGRESS_ATTR] = _Progress()
+            state.off = self._ignores_result(request)
+        if state.off:
+            return
+        state.pending = {"current": current, "total": total, "message": message}
+        if time.monotonic() - state.last >= self.progress_interval:
+            self._write_progress(request, state)
+
+    def _ignores_result(self, request: Any) -> bool:
+        """Whether this run's states go nowhere: ignored, eager and not stored, or no backend."""
+        ignore = getattr(request, "ignore_result", None)
+        if self.ignore_result if ignore is None else ignore:
+            return True
+        if getattr(request, "is_eager", False) and not self.app.conf.task_store_eager_result:
+            return True
+        return isinstance(self.backend, DisabledBackend)
+
+    def _write_progress(self, request: Any, state: _Progress) -> None:
+        meta, state.pending = state.pending, None
+        state.last = time.monotonic()
+        try:
+            self.update_state(task_id=request.id, state=PROGRESS_STATE, meta=meta)
+        except Exception as exc:  # the Girder job still gets it; a result reader does not
+            state.off = True
+            _log.warning(
+                "%s[%s]: its progress cannot be stored in the result backend (%s); clients will not see it",
+                self.name,
+                request.id,
+                exc,
+            )
+
+    def _flush_progress(self, request: Any) -> None:
+        state = request.__dict__.get(_PROGRESS_ATTR)
+        if state is not None and state.pending is not None and not state.off:
+            self._write_progress(request, state)
 
     @property
     def girder_client(self) -> Any:

@@ -10,4 +10,5 @@ class TestTasksPlugin(GirderWorkerPluginABC):
             "gwtesttasks.timelimits",
             "gwtesttasks.outages",
             "gwtesttasks.transforms",
+            "gwtesttasks.monitoring",
         ]
