@@ -281,3 +281,36 @@ def test_virtual_transport_api_the_embedded_broker_implements():
         "kombu's fanout exchange calling Channel._put_fanout", "._embedded"
     )
     assert hasattr(virtual.BrokerState(), "bindings"), broken("kombu virtual BrokerState.bindings", "._embedded")
+
+
+# -- added with the monitoring work (events, time limits, log lines) ---------------
+
+
+def test_request_time_limits_are_the_messages_hard_then_soft(request_of):
+    request, _ = request_of()
+    assert tuple(getattr(request, "time_limits", ())) == (None, None), broken("Request.time_limits", "._timelimit")
+    assert "time_limit, soft_time_limit = self.time_limits" in source_of(type(request).execute_using_pool), broken(
+        "Request.time_limits as (hard, soft)", "._timelimit"
+    )
+
+
+def test_consumer_event_dispatcher_and_worker_task_events():
+    from celery.worker.consumer.events import Events
+    from celery.worker.worker import WorkController
+
+    assert "c.event_dispatcher = c.app.events.Dispatcher(" in source_of(Events.start), broken(
+        "Consumer.event_dispatcher set by the Events bootstep", "._task_events"
+    )
+    assert "self.task_events = " in source_of(WorkController.setup_defaults), broken(
+        "WorkController.task_events", "._task_events"
+    )
+
+
+def test_trace_logs_an_ignored_task_with_a_description_mapping():
+    from celery.app import trace
+
+    assert trace.log_policy_ignore.description == "ignored", broken("celery.app.trace.log_policy_ignore", "._task_log")
+    assert "%(description)s" in trace.LOG_IGNORED, broken("celery.app.trace.LOG_IGNORED", "._task_log")
+    assert "'description': policy.description" in source_of(trace.TraceInfo._log_error), broken(
+        "TraceInfo._log_error's mapping of log arguments", "._task_log"
+    )
