@@ -27,6 +27,8 @@ __all__ = [
     "PublishError",
     "backend_outage_settings",
     "broker_transport_options",
+    "is_redis_url",
+    "masked",
     "outage_settings",
     "publish_error",
 ]
@@ -78,6 +80,16 @@ def broker_transport_options(scheme: str, env: Mapping[str, str]) -> dict[str, A
     return options
 
 
+def masked(url: str) -> str:
+    """``url`` with its password replaced by ``**``, as every line naming a server shows it."""
+    return str(maybe_sanitize_url(url, mask="**"))
+
+
+def is_redis_url(url: str) -> bool:
+    """Whether ``url`` names a Redis server (``redis://`` or ``rediss://``)."""
+    return url.partition("://")[0].lower() in ("redis", "rediss")
+
+
 def backend_outage_settings(backend_url: str) -> dict[str, Any]:
     """Settings that bound a Redis result backend's reconnections to the publish window.
 
@@ -87,7 +99,7 @@ def backend_outage_settings(backend_url: str) -> dict[str, Any]:
     :data:`PUBLISH_RETRY_SECONDS`, as a publish does. A worker's result writes keep
     their longer retries (``result_backend_always_retry``, :func:`outage_settings`).
     """
-    if backend_url.partition("://")[0].lower() not in ("redis", "rediss"):
+    if not is_redis_url(backend_url):
         return {}
     policy = {"max_retries": PUBLISH_RETRY_SECONDS, "interval_start": 0, "interval_step": 1, "interval_max": 1}
     return {"result_backend_transport_options": {"retry_policy": policy}}
@@ -133,6 +145,6 @@ def publish_error(app: Any, task_name: str | None, exc: BaseException) -> Publis
         if url != broker:
             role, variable = "result backend", "GIRDER_WORKER_BACKEND"
     return PublishError(
-        f"task {task_name} was not sent: the {role} at {maybe_sanitize_url(url, mask='**')} is "
+        f"task {task_name} was not sent: the {role} at {masked(url)} is "
         f"unreachable ({_cause(exc)}); start it or fix {variable}, then publish the task again"
     )

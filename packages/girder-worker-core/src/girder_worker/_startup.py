@@ -20,18 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from kombu.utils.url import maybe_sanitize_url
+from ._outages import is_redis_url, masked
 
-__all__ = ["Refused", "check_connection", "masked", "wait_for_servers"]
+__all__ = ["Refused", "check_connection", "wait_for_servers"]
 
 _INTERVAL_START = 2.0
 _INTERVAL_STEP = 2.0
 _INTERVAL_MAX = 30.0
-
-
-def masked(url: str) -> str:
-    """``url`` with its password replaced by ``**``."""
-    return str(maybe_sanitize_url(url, mask="**"))
 
 
 @dataclass
@@ -95,7 +90,7 @@ def _servers(app: Any) -> list[tuple[str, str, str, Callable[[], None]]]:
     servers = [("broker", masked(app.conf.broker_url), "GIRDER_WORKER_BROKER", _broker_check(app))]
     backend = str(app.conf.result_backend or "")
     # The broker's own Redis (the default backend with a Redis broker) is checked as the broker.
-    if backend.partition("://")[0].lower() in ("redis", "rediss") and backend != app.conf.broker_url:
+    if is_redis_url(backend) and backend != app.conf.broker_url:
         servers.append(("result backend", masked(backend), "GIRDER_WORKER_BACKEND", _redis_backend_check(app)))
     return servers
 

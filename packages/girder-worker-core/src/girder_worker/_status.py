@@ -15,7 +15,8 @@ from typing import Any, TextIO
 
 from celery.worker.control import inspect_command
 from kombu.exceptions import OperationalError
-from kombu.utils.url import maybe_sanitize_url
+
+from ._outages import masked
 
 __all__ = ["plugins", "queue_depths", "status"]
 
@@ -89,10 +90,7 @@ def status(app: Any, timeout: float, out: TextIO, err: TextIO, prog: str = "gird
     cannot be reached (one line on ``err``).
     """
     config = app.girder_worker_config
-    if config.embedded:
-        broker = f"embedded, in {config.data_dir}"
-    else:
-        broker = maybe_sanitize_url(app.conf.broker_url or "", mask="**")
+    broker = f"embedded, in {config.data_dir}" if config.embedded else masked(app.conf.broker_url or "")
     conn_errors = (OSError, OperationalError, *app.connection_for_read().connection_errors)
     try:
         pings = app.control.inspect(timeout=timeout).ping() or {}
