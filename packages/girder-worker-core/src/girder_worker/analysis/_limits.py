@@ -29,6 +29,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .._paths import is_under
 from ._errors import BindingNotAllowed
 
 __all__ = [
@@ -107,7 +108,7 @@ def local_path(given: object, allowed: tuple[str, ...], what: str) -> Path:
     if "\0" in text or not os.path.isabs(text) or ".." in Path(text).parts:
         raise BindingNotAllowed(f"{what}: the local path {text[:200]!r} is not an absolute path without '..'")
     real = os.path.realpath(text)
-    if not any(real == top or real.startswith(top.rstrip(os.sep) + os.sep) for top in allowed):
+    if not any(is_under(real, top) for top in allowed):
         raise BindingNotAllowed(
             f"{what}: {text[:200]!r} is outside the directories {LOCAL_PATHS} allows ({', '.join(allowed)})"
         )

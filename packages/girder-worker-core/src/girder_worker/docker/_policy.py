@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._log_filter import safe_text
+from .._paths import is_under
 
 __all__ = [
     "CHECKED_OPTIONS",
@@ -197,7 +198,7 @@ def check_temporary_dir(host_dir: str, task_id: str | None) -> None:
     policy = policy_from_env()
     real = os.path.realpath(host_dir)
     tops = [os.path.realpath(tempfile.gettempdir()), *(top for top, ro in policy.host_paths if not ro)]
-    if "volumes" in policy.allow_options or any(_under(real, top) for top in tops):
+    if "volumes" in policy.allow_options or any(is_under(real, top) for top in tops):
         return
     raise DockerRunNotAllowed(
         f"docker_run {task_id}: the message makes a temporary volume in {safe_text(repr(host_dir), 200)}, which "
@@ -228,7 +229,7 @@ def inside(root: str, relative: str, what: str) -> str:
     """
     top = os.path.realpath(root)
     real = os.path.realpath(os.path.join(top, str(relative)))
-    if not _under(real, top):
+    if not is_under(real, top):
         raise DockerRunNotAllowed(
             f"docker_run: {what} {safe_text(repr(relative), 200)} leads out of its volume (to "
             f"{safe_text(repr(real), 200)}); the worker does not follow it"
@@ -238,10 +239,6 @@ def inside(root: str, relative: str, what: str) -> str:
 
 def _shown(value: Any) -> str:
     return safe_text(repr(value), 80)
-
-
-def _under(path: str, top: str) -> bool:
-    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
 
 
 @dataclass(frozen=True)
@@ -300,13 +297,13 @@ class Policy:
                 f"Docker volumes hold other containers' data); to mount it, set it in {RUN_OPTIONS}"
             )
         real = os.path.realpath(host)
-        if any(_under(real, own) for own in self.own_paths):
+        if any(is_under(real, own) for own in self.own_paths):
             return real
         read_only = "ro" in str(mode).split(",")
         for top, ro_only in self.host_paths:
-            if _under(real, top) and (read_only or not ro_only):
+            if is_under(real, top) and (read_only or not ro_only):
                 return real
-        if any(_under(real, top) for top, _ in self.host_paths):
+        if any(is_under(real, top) for top, _ in self.host_paths):
             raise DockerRunNotAllowed(
                 f"docker_run {task_id}: the message {verb} {shown} with mode {_shown(mode)}, but "
                 f"{HOST_PATHS} allows it read-only only; mount it with mode 'ro'"
