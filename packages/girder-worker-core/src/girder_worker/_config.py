@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import pwd
@@ -15,6 +14,7 @@ from typing import Any
 from celery.app.backends import BACKEND_ALIASES
 from kombu.transport import TRANSPORT_ALIASES
 
+from ._hints import closest
 from ._outages import backend_outage_settings, broker_transport_options, outage_settings
 from ._private_files import dir_problem, ensure_private_dir
 
@@ -540,8 +540,8 @@ def check_variables(env: Mapping[str, str], *, strict: bool = False) -> list[str
     known = [name.removeprefix(prefix) for name in VARIABLES]
     lines = []
     for name in sorted(n for n in env if n.startswith(prefix) and n not in VARIABLES):
-        close = difflib.get_close_matches(name.removeprefix(prefix), known, n=1, cutoff=0.6)
-        hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+        close = closest(name.removeprefix(prefix), known)
+        hint = f" (did you mean {prefix}{close}?)" if close else ""
         if strict:
             raise ConfigError(
                 name,

@@ -6,13 +6,14 @@ others still load; strict mode turns any failure into :class:`PluginLoadError`.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
+
+from ._hints import closest
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginLoadError", "PluginReport", "load_plugins"]
 
@@ -129,8 +130,8 @@ def suggest_plugin(name: str, installed: list[EntryPoint]) -> str:
         else:
             continue
         return f" (did you mean {ep.name!r}? {name!r} is the {what} of plugin {ep.name!r})"
-    close = difflib.get_close_matches(name, [ep.name for ep in installed], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest(name, (ep.name for ep in installed))
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def load_plugins(app: Any, only: Collection[str] | None = None, strict: bool = False) -> list[PluginReport]:

@@ -10,13 +10,14 @@ names it.
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from celery.app.defaults import _TO_NEW_KEY, SETTING_KEYS
 from celery.app.utils import Settings
+
+from ._hints import closest
 
 __all__ = ["GirderWorkerSettings", "UnknownSettingWarning", "normalize_key"]
 
@@ -38,8 +39,8 @@ def normalize_key(key: Any, depth: int = 1) -> Any:
     if lower in SETTING_KEYS:
         return lower
     if key.isupper():
-        close = difflib.get_close_matches(lower, SETTING_KEYS, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "see Celery's configuration reference"
+        close = closest(lower, SETTING_KEYS)
+        hint = f"did you mean {close!r}?" if close else "see Celery's configuration reference"
         warnings.warn(
             f"configuration key {key!r} is not a Celery setting, so Celery ignores it; {hint}",
             UnknownSettingWarning,

@@ -16,13 +16,14 @@ Only a first argument that is a bare word (not an option) names a command, so
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib.util
 import sys
 import textwrap
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
+
+from ._hints import closest
 
 if TYPE_CHECKING:
     from ._plugins import PluginReport
@@ -148,8 +149,8 @@ def _celery(args: list[str]) -> int:
 
 
 def _unknown(word: str) -> int:
-    close = difflib.get_close_matches(word, list(COMMANDS), n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest(word, COMMANDS)
+    hint = f" (did you mean {close!r}?)" if close else ""
     return _fail(
         f"unknown command {word!r}{hint}; the commands are {', '.join(COMMANDS)}, "
         f"and options without a command run a worker (see {PROG} --help)",
