@@ -66,6 +66,13 @@ class _Registry:
         self.lock = threading.Lock()
         self.main_thread_target: str | None = None
 
+    def forget_arrival(self, task_id: str) -> float | None:
+        """Forget when a cancel of ``task_id`` arrived (its run ended); return that time, if any."""
+        if not self.arrived:  # the common case: no cancel pending here, no lock taken
+            return None
+        with self.lock:
+            return self.arrived.pop(task_id, None)
+
     def deliver(self, task_ids: Iterable[str], reason: str) -> None:
         for task_id in task_ids:
             with self.lock:

@@ -61,9 +61,8 @@ def follow(request: Any, hostname: str) -> None:
     on_success, on_failure = request.on_success, request.on_failure
 
     def succeeded(result: Any, **kwargs: Any) -> Any:
-        if REGISTRY.arrived and not result[0]:  # cancelled, yet it finished ((failed, retval, runtime))
-            with REGISTRY.lock:
-                REGISTRY.arrived.pop(request.id, None)
+        if not result[0]:  # it finished ((failed, retval, runtime)), cancelled or not
+            REGISTRY.forget_arrival(request.id)
         return on_success(result, **kwargs)
 
     def revoked_or_failed(exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> Any:
@@ -71,9 +70,8 @@ def follow(request: Any, hostname: str) -> None:
         exc = getattr(exc, "exc", exc)  # Celery's ExceptionWithTraceback
         if isinstance(exc, RunRevoked):
             _announce(request, hostname, exc)
-        elif REGISTRY.arrived:
-            with REGISTRY.lock:
-                REGISTRY.arrived.pop(request.id, None)
+        else:
+            REGISTRY.forget_arrival(request.id)
         return on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
     request.on_success = succeeded

@@ -44,7 +44,7 @@ class TaskAwareFormatter(ColorFormatter):  # type: ignore[misc]
 
     def format(self, record: logging.LogRecord) -> str:
         # Celery's own task lines ("Task x[id] succeeded ...") name their task already.
-        if not isinstance(getattr(record, "data", None), Mapping) and _current_request() is not None:
+        if not isinstance(getattr(record, "data", None), Mapping) and _running() is not None:
             return str(self.task_formatter.format(record))
         return str(super().format(record))
 
@@ -60,9 +60,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "process": record.processName,
         }
-        task = get_current_task()
-        request = _current_request()
-        if request is not None and task is not None:
+        running = _running()
+        if running is not None:
+            task, request = running
             entry["task_name"] = task.name
             entry["task_id"] = request.id
             job_id = _job_id(request)
@@ -79,12 +79,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def _current_request() -> Any:
+def _running() -> tuple[Any, Any] | None:
+    """The task running in this thread and its request, or None."""
     task = get_current_task()
     if task is None:
         return None
     request = task.request_stack.top
-    return request if request is not None and request.id else None
+    return (task, request) if request is not None and request.id else None
 
 
 def _job_id(request: Any) -> str | None:
