@@ -5,6 +5,7 @@ for ever. Flower 2 is installed in the test environment (hatch.toml)."""
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 import requests
@@ -37,6 +38,23 @@ def test_flower_shows_a_cancelled_task_revoked(env_for, start_worker, queue_app,
             answer = requests.get(f"http://127.0.0.1:{port}/api/task/info/{task_id}", timeout=5)
             return answer.json() if answer.status_code == 200 else {}
 
+        # Flower listens for events in a thread of its own, from some time after its web
+        # server is up: events sent before then are lost to it. A task it shows finished
+        # proves it is listening.
+        def listening() -> bool:
+            probe = app.send_task("gwtest.add", args=[1, 1], queue=unique_queue)
+            probe.get(timeout=30)
+            return bool(wait_for_shown(probe.id))
+
+        def wait_for_shown(task_id: str) -> bool:
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                if shown(task_id).get("state") == "SUCCESS":
+                    return True
+                time.sleep(0.1)
+            return False
+
+        wait_for(listening, timeout=60, what="Flower to listen for the worker's events")
         running = app.send_task("gwtest.cooperative", args=[str(marker)], queue=unique_queue)
         wait_for(lambda: shown(running.id).get("state") == "STARTED", what="Flower to show the task STARTED")
 
