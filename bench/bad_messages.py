@@ -21,7 +21,7 @@ from typing import Any
 import kombu
 from celery import Celery
 
-from girder_worker._message_checks import (
+from girder_worker.broker._message_checks import (
     LimitedProducer,
     Signature,
     check_arguments,

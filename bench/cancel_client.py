@@ -133,7 +133,7 @@ class CancelClient(Client):
     def quit(self, cmd: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
         removed = 0
         if self.args.side == "ours" and self.cancelled_ids:
-            from girder_worker._cancel_store import RedisCancelStore, store_for
+            from girder_worker.cancellation._store import RedisCancelStore, store_for
 
             store = store_for(self.app)
             if isinstance(store, RedisCancelStore):

@@ -33,7 +33,7 @@ def decode_costs(repeat: int = 2000) -> tuple[float, float, int]:
     """(original-shaped, plain) decode microseconds, and the body size in bytes."""
     from girder_client import GirderClient
 
-    from girder_worker._wire_format import dumps, loads
+    from girder_worker.broker._wire_format import dumps, loads
     from girder_worker_utils.transforms.girder_io import GirderFileId
 
     gc = GirderClient(apiUrl="http://girder.example/api/v1")

@@ -10,8 +10,8 @@ import pytest
 
 from girder_worker import cancel
 from girder_worker._app import create_app
-from girder_worker._cancel_store import FileCancelStore, store_for
 from girder_worker._config import read_config
+from girder_worker.cancellation._store import FileCancelStore, store_for
 
 
 @pytest.fixture

@@ -132,7 +132,7 @@ def test_celery_commands_need_no_app_option(tmp_path):
 
     assert out.returncode == 0, out.stderr
     assert "loader   -> girder_worker._app.Loader" in out.stdout
-    assert "transport:girder_worker._embedded:Transport" in out.stdout
+    assert "transport:girder_worker.broker._embedded:Transport" in out.stdout
 
 
 # -- configuration hygiene --------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from kombu import compression
 
-from girder_worker._compression import CompressionRefused, install
+from girder_worker.broker._compression import CompressionRefused, install
 
 METHODS = [("gzip", zlib.compress), ("bzip2", bz2.compress), ("lzma", lzma.compress)]
 

@@ -20,8 +20,8 @@ from kombu import Connection
 
 from girder_worker._app import create_app
 from girder_worker._config import read_config
-from girder_worker._delivery import Delivery, policy_for
-from girder_worker._leases import FileLeaseStore, RedisLeaseStore
+from girder_worker.delivery._delivery import Delivery, policy_for
+from girder_worker.delivery._leases import FileLeaseStore, RedisLeaseStore
 
 REDIS_DB = 14
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from girder_worker._girder_reporter import Reporter
-from girder_worker._girder_rest import MAX_BODY, Http, JobSpec, ReportSettings, SpecRefused, UnsafeCall
+from girder_worker.girder._reporter import Reporter
+from girder_worker.girder._rest import MAX_BODY, Http, JobSpec, ReportSettings, SpecRefused, UnsafeCall
 from girder_worker_utils import JobStatus
 
 from ..hostile_http import HostileServer, hostile_fixture  # noqa: F401  (the hostile fixture)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from girder_worker._config import ConfigError, read_config
-from girder_worker._girder_rest import ReportSettings
+from girder_worker.girder._rest import ReportSettings
 
 
 def settings(tmp_path, **env):
@@ -48,7 +48,7 @@ def test_bad_values_name_the_variable(tmp_path, name, value, message):
 
 
 def test_the_api_url_replaces_girders_prefix_only():
-    from girder_worker._girder_rest import rewrite_api_url
+    from girder_worker.girder._rest import rewrite_api_url
 
     url = "http://localhost:8080/api/v1/job/abc"
     assert (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from girder_worker._girder_logbuf import COMPACT_AFTER, GIRDER_SLICE_CHARS, LogBuffer
+from girder_worker.girder._logbuf import COMPACT_AFTER, GIRDER_SLICE_CHARS, LogBuffer
 
 
 def send_all(buffer: LogBuffer, final: bool) -> list:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from girder_worker._girder_reporter import Reporter
-from girder_worker._girder_rest import JobSpec, ReportSettings
+from girder_worker.girder._reporter import Reporter
+from girder_worker.girder._rest import JobSpec, ReportSettings
 from girder_worker_utils import JobStatus
 
 from .fake_girder import TOKEN, FakeGirder

@@ -7,7 +7,7 @@ import os
 from datetime import timedelta
 
 from girder_worker._config import embedded_settings
-from girder_worker._housekeeping import result_expiry, sweep
+from girder_worker.broker._housekeeping import result_expiry, sweep
 
 NOW = 2_000_000_000.0
 HOUR, DAY = 3600.0, 86400.0

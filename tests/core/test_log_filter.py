@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from girder_worker._log_filter import NAME_LIMIT, SecretFilter, redact, redact_exception, remember_secret
+from girder_worker.monitoring._log_filter import NAME_LIMIT, SecretFilter, redact, redact_exception, remember_secret
 
 TOKEN = "tok3nThatMustNeverBeLogged"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from celery import Celery
 
-from girder_worker._message_checks import check_arguments, check_body, check_headers, check_size, check_task_id
+from girder_worker.broker._message_checks import check_arguments, check_body, check_headers, check_size, check_task_id
 
 app = Celery(set_as_current=False)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
-from girder_worker._cancel_shm import SharedTable
-from girder_worker._timelimit import girder_line, reason_for
+from girder_worker.cancellation._shm import SharedTable
+from girder_worker.cancellation._timelimit import girder_line, reason_for
 from girder_worker_utils import TaskCancelled, TaskTerminated
 
 

@@ -9,7 +9,7 @@ import jsonpickle
 import pytest
 from girder_client import GirderClient
 
-from girder_worker._wire_format import dumps, loads
+from girder_worker.broker._wire_format import dumps, loads
 from girder_worker_utils.transforms.common import TemporaryDirectory
 from girder_worker_utils.transforms.girder_io import GirderFileId, GirderUploadToItem
 from girder_worker_utils.wire import RefusedObject, flatten, restore

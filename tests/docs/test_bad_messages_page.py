@@ -7,7 +7,7 @@ import re
 
 from celery import Celery
 
-from girder_worker._message_checks import Rejection, check_arguments, check_body, check_headers, check_size
+from girder_worker.broker._message_checks import Rejection, check_arguments, check_body, check_headers, check_size
 
 from .test_examples import DOCS, EXAMPLES
 

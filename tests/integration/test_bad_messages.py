@@ -12,8 +12,8 @@ import kombu
 import pytest
 from celery.exceptions import NotRegistered
 
-from girder_worker._job_recorder import JobRecorder
-from girder_worker._message_checks import MessageTooLargeError
+from girder_worker.broker._message_checks import MessageTooLargeError
+from girder_worker.girder._job_recorder import JobRecorder
 from girder_worker_utils import JobStatus
 
 from .conftest import purge_queue

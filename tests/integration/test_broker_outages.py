@@ -97,8 +97,8 @@ def restart_mid_run(
     time.sleep(down_seconds)
     server.start()
     back_at = time.monotonic()
-    # girder-worker's Redis transport (girder_worker._redis_transport) shows under its class path.
-    scheme = "amqp" if isinstance(server, PrivateRabbitMQ) else "(?:redis|girder_worker._redis_transport:Transport)"
+    # girder-worker's Redis transport (girder_worker.broker._redis) shows under its class path.
+    scheme = "amqp" if isinstance(server, PrivateRabbitMQ) else "(?:redis|girder_worker.broker._redis:Transport)"
     connected = f"Connected to {scheme}://"
     wait_for(lambda: len(re.findall(connected, worker.log)) >= 2, 120, "the worker to reconnect")
     reconnect_seconds = time.monotonic() - back_at

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from girder_worker._embedded import EmbeddedBrokerWriteError
+from girder_worker.broker._embedded import EmbeddedBrokerWriteError
 
 from ..conftest import broker_env, wait_for
 

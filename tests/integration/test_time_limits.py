@@ -9,7 +9,7 @@ import psutil
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
-from girder_worker._cancel_store import store_for
+from girder_worker.cancellation._store import store_for
 
 from ..conftest import wait_for
 from .girder_jobs import (

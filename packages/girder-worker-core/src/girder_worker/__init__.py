@@ -7,8 +7,8 @@ The app is :data:`girder_worker.app.app`; the plugin interface is
 from girder_worker_utils import GirderWorkerPluginABC
 
 from .__about__ import __version__
-from ._cancel import CancelOutcome, cancel
-from ._message_checks import MessageTooLargeError
-from ._outages import PublishError
+from .broker._message_checks import MessageTooLargeError
+from .broker._outages import PublishError
+from .cancellation._cancel import CancelOutcome, cancel
 
 __all__ = ["CancelOutcome", "GirderWorkerPluginABC", "MessageTooLargeError", "PublishError", "__version__", "cancel"]

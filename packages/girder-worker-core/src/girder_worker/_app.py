@@ -11,9 +11,9 @@ from celery.loaders.app import AppLoader
 from kombu.utils.objects import cached_property
 
 from ._config import Config, read_config
-from ._outages import publish_error
 from ._plugins import PluginReport, load_plugins
 from ._settings import GirderWorkerSettings
+from .broker._outages import publish_error
 
 __all__ = ["GirderWorkerApp", "create_app"]
 
@@ -23,7 +23,7 @@ logger = logging.getLogger("girder_worker")
 class Loader(AppLoader):  # type: ignore[misc]
     """Celery's app loader, which also loads the plugins before the task modules."""
 
-    override_backends = {"file": "girder_worker._embedded:FileResultBackend"}
+    override_backends = {"file": "girder_worker.broker._embedded:FileResultBackend"}
 
     def import_default_modules(self) -> Any:
         self.app.load_plugins()
@@ -44,9 +44,9 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
     def __init__(self, *args: Any, girder_worker_config: Config, **kwargs: Any) -> None:
         kwargs.setdefault("loader", Loader)
         kwargs.setdefault("task_cls", "girder_worker_utils:Task")
-        kwargs.setdefault("control", "girder_worker._cancel:Control")
-        kwargs.setdefault("amqp", "girder_worker._message_checks:AMQP")
-        kwargs.setdefault("events", "girder_worker._task_events:Events")
+        kwargs.setdefault("control", "girder_worker.cancellation._cancel:Control")
+        kwargs.setdefault("amqp", "girder_worker.broker._message_checks:AMQP")
+        kwargs.setdefault("events", "girder_worker.monitoring._task_events:Events")
         super().__init__(*args, **kwargs)
         # Celery's settings view stores attribute assignments as settings, hence object's.
         object.__setattr__(self._conf, "__class__", GirderWorkerSettings)
@@ -91,17 +91,19 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
 def create_app(config: Config | None = None) -> GirderWorkerApp:
     """Build a girder-worker app from ``config`` (default: the environment)."""
     config = config or read_config()
-    from . import _compression, _log_filter, _wire_format  # noqa: F401  (_log_filter: its signal receivers mask secrets)
+    from .broker import _compression, _wire_format
+    from .monitoring import _log_filter  # noqa: F401  (its signal receivers mask secrets)
 
     _wire_format.install()
     _compression.install(config.accept_compression, config.max_message_bytes)
-    from . import _girder_publish, _girder_signals  # noqa: F401  (connect their signal handlers)
-    from ._cancel import CancelStep
-    from ._delivery import DeliveryStep
-    from ._dispatch import FairDispatch
-    from ._metrics import SENT_HEADER  # noqa: F401  (its receiver stamps each task message)
-    from ._status import plugins  # noqa: F401  (registers the `plugins` inspect command of `girder-worker status`)
-    from ._timelimit import TimeLimitStep
+    from .broker._dispatch import FairDispatch
+    from .cancellation._cancel import CancelStep
+    from .cancellation._timelimit import TimeLimitStep
+    from .delivery._delivery import DeliveryStep
+    from .girder import _publish as _girder_publish  # noqa: F401  (connect their signal handlers)
+    from .girder import _signals as _girder_signals  # noqa: F401  (connect their signal handlers)
+    from .monitoring._metrics import SENT_HEADER  # noqa: F401  (its receiver stamps each task message)
+    from .monitoring._status import plugins  # noqa: F401  (registers the `plugins` inspect command of `girder-worker status`)
 
     app = GirderWorkerApp("girder_worker", girder_worker_config=config)
     app.conf.update(config.settings)
@@ -112,11 +114,11 @@ def create_app(config: Config | None = None) -> GirderWorkerApp:
     app.steps["consumer"].add(FairDispatch)
     app.steps["worker"].add(DeliveryStep)
     if config.metrics_port is not None:
-        from ._metrics_step import MetricsStep
+        from .monitoring._metrics_step import MetricsStep
 
         app.steps["worker"].add(MetricsStep)
     logging.getLogger("girder_worker").setLevel(config.logging_level.upper())
-    from . import _task_log
+    from .monitoring import _task_log
 
     _task_log.install(config.log_format, app)
     from .context import warn_embedded_in_girder

@@ -15,8 +15,8 @@ from celery.app.backends import BACKEND_ALIASES
 from kombu.transport import TRANSPORT_ALIASES
 
 from ._hints import closest
-from ._outages import backend_outage_settings, broker_transport_options, outage_settings
-from ._private_files import dir_problem, ensure_private_dir
+from .broker._outages import backend_outage_settings, broker_transport_options, outage_settings
+from .broker._private_files import dir_problem, ensure_private_dir
 
 __all__ = ["VARIABLES", "Config", "ConfigError", "check_variables", "read_config"]
 
@@ -268,7 +268,7 @@ def embedded_settings(data_dir: Path, max_entry_bytes: int = 0) -> dict[str, Any
     folders = {name: _private_dir(data_dir / name, data_dir) for name in DATA_FOLDERS}
     return {
         "broker_url": "filesystem://",
-        "broker_transport": "girder_worker._embedded:Transport",
+        "broker_transport": "girder_worker.broker._embedded:Transport",
         "broker_transport_options": {
             "data_folder_in": str(folders["broker/queue"]),
             "data_folder_out": str(folders["broker/queue"]),
@@ -346,7 +346,7 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         "accept_content": ["json"],
         "result_accept_content": ["json"],
         "broker_connection_retry_on_startup": True,
-        "worker_consumer": "girder_worker._consumer:Consumer",
+        "worker_consumer": "girder_worker.broker._consumer:Consumer",
         # How long a prefork worker waits for the result of a pool process that died
         # before it calls the task lost (Celery: 10 s); the delivery policy acts then.
         "worker_lost_wait": 1.0,
@@ -382,8 +382,8 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         settings["broker_url"] = broker
         if broker.lower().startswith("redis://"):
             # kombu's Redis transport, which drops a queue item that is no task message
-            # with one line instead of stopping (see girder_worker._redis_transport).
-            settings["broker_transport"] = "girder_worker._redis_transport:Transport"
+            # with one line instead of stopping (see girder_worker.broker._redis).
+            settings["broker_transport"] = "girder_worker.broker._redis:Transport"
     else:
         data_dir = Path(env.get("GIRDER_WORKER_DATA_DIR") or default_data_dir(env))
         # A queue file holds the body base64-encoded, with the headers: room for both.

@@ -6,8 +6,8 @@ from typing import Any
 
 from celery.apps.worker import Worker as CeleryWorker
 
-from ._delivery import Delivery, watch_run
-from ._task_events import follow
+from .delivery._delivery import Delivery, watch_run
+from .monitoring._task_events import follow
 
 __all__ = ["Worker"]
 

@@ -189,7 +189,7 @@ def _status(args: list[str]) -> int:
     app = _load_app()
     if app is None:
         return 2
-    from ._status import status
+    from .monitoring._status import status
 
     return status(app, options.timeout, sys.stdout, sys.stderr, prog=PROG)
 
@@ -217,7 +217,7 @@ def _worker(args: list[str]) -> int:
             print(f"{PROG}: error: {report.error_line()}", file=sys.stderr)
         return _fail("strict plugin loading is on, so the worker does not start", 1)
 
-    from ._startup import wait_for_servers
+    from .broker._startup import wait_for_servers
 
     status = wait_for_servers(app, sys.stderr, prog=PROG)
     if status is not None:

@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ._job_recorder import JobRecord, JobRecorder, Progress
+from .girder._job_recorder import JobRecord, JobRecorder, Progress
 
 if TYPE_CHECKING:
     from ._app import GirderWorkerApp
-    from ._cancel import CancelOutcome
+    from .cancellation._cancel import CancelOutcome
 
 __all__ = [
     "EagerApp",
@@ -177,7 +177,7 @@ class Worker:
 
     def cancel(self, result: Any, reason: str = "cancelled") -> CancelOutcome:
         """Cancel the run of ``result``, as :func:`girder_worker.cancel` does."""
-        from ._cancel import cancel
+        from .cancellation._cancel import cancel
 
         return cancel(result, app=self.app, reason=reason)
 

@@ -4,7 +4,7 @@ The original girder-worker's ``girder_worker.context``. Inside a Girder server (
 Girder plugin publishing a task while it answers a REST request) the job of a
 published task is created with Girder's own Job model for the request's user;
 elsewhere with Girder's REST API, from a Girder URL and token (see
-:mod:`girder_worker._girder_publish`).
+:mod:`girder_worker.girder._publish`).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def create_job(
     """Create the Girder job of a task being published, with Girder's Job model.
 
     Its fields are those the REST path sends (see
-    :func:`girder_worker._girder_publish.job_fields`): the ``girder_job_*`` options
+    :func:`girder_worker.girder._publish.job_fields`): the ``girder_job_*`` options
     or the task's ``@girder_job`` defaults, transforms in ``args``/``kwargs`` as
     their readable form, and ``celeryTaskId``. Its owner is ``options["girder_user"]``
     or the user of the current request (none for an anonymous request). A
@@ -49,7 +49,7 @@ def create_job(
     from girder.api.rest import getCurrentUser
     from girder_jobs.models.job import Job
 
-    from .._girder_publish import job_fields
+    from ..girder._publish import job_fields
 
     user = options.get("girder_user") or getCurrentUser()
     if parent_id and Job().findOne({"celeryTaskId": parent_id}, fields=["_id"]) is None:
@@ -87,7 +87,7 @@ def publish_in_request(
     from girder.models.token import Token
     from girder_plugin_worker import utils
 
-    from .._girder_publish import remember_job
+    from ..girder._publish import remember_job
 
     job = None
     if not (options.get("girder_job_disable") or headers.get("jobInfoSpec")) and "id" in headers:
@@ -126,7 +126,7 @@ def get_async_result_job_property(async_result: Any) -> dict[str, Any] | None:
     """
     from girder_jobs.models.job import Job
 
-    from .._girder_publish import job_of
+    from ..girder._publish import job_of
 
     found: dict[str, Any] | None = Job().findOne({"celeryTaskId": async_result.id})
     return found if found is not None else job_of(async_result.id)

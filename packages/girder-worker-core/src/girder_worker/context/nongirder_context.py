@@ -9,6 +9,6 @@ __all__ = ["get_async_result_job_property"]
 
 def get_async_result_job_property(async_result: Any) -> dict[str, Any] | None:
     """The Girder job this process created when it published ``async_result``'s task."""
-    from .._girder_publish import job_of
+    from ..girder._publish import job_of
 
     return job_of(async_result.id)

@@ -43,8 +43,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._log_filter import safe_text
 from .._paths import is_under
+from ..monitoring._log_filter import safe_text
 
 __all__ = [
     "CHECKED_OPTIONS",

@@ -19,7 +19,7 @@ from typing import Any
 
 from celery import bootsteps
 
-from .._pids import pid_alive
+from ..delivery._pids import pid_alive
 from ._container import HOST_LABEL, PID_LABEL, REMOVE_LABEL, TASK_LABEL, WORKER, WORKER_LABEL
 
 __all__ = ["ReaperStep", "reap"]

@@ -57,7 +57,7 @@ def stop_timeout(task: Any) -> float:
     explicit = getattr(task, "container_stop_timeout", None)
     if explicit is not None:
         return float(explicit)
-    from .._cancel import grace_period
+    from ..cancellation._cancel import grace_period
 
     app = getattr(task, "app", None)
     grace = grace_period(task, app) if getattr(app, "girder_worker_config", None) is not None else None

@@ -31,7 +31,7 @@ from typing import Any
 
 from celery import signals
 
-from . import _moments
+from ..cancellation import _moments
 
 __all__ = [
     "SENT_HEADER",

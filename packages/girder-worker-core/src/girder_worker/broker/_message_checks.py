@@ -262,8 +262,8 @@ def fail_job(app: Any, headers: Mapping[str, Any], text: str, wait: bool = False
 
     ``wait``: try to send it now, in this thread (a client may exit right after).
     """
-    from ._girder_reporter import reporter
-    from ._girder_signals import report_to_job
+    from ..girder._reporter import reporter
+    from ..girder._signals import report_to_job
 
     channel = report_to_job(headers, app, text)
     if channel is not None and wait:

@@ -29,7 +29,7 @@ from kombu.exceptions import ContentDisallowed
 
 from girder_worker_utils.wire import RefusedObject, restore
 
-from . import _metrics
+from ..monitoring import _metrics
 from ._compression import CompressionRefused
 from ._message_checks import (
     Rejection,
@@ -237,7 +237,7 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
             NotRegistered,
             str(name),  # NotRegistered('the.name'), as Celery stores it
         )
-        # Its Girder job is told by the task_unknown receiver in _girder_signals.
+        # Its Girder job is told by the task_unknown receiver in girder._signals.
         self._discard(message, {k: v for k, v in headers.items() if k != "jobInfoSpec"}, rejection, signal=False)
         signals.task_unknown.send(sender=self, message=message, exc=exc, name=name, id=headers.get("id"))
 

@@ -29,13 +29,13 @@ from girder_worker_utils import CancelFlag, JobStatus, TaskLost
 from girder_worker_utils._job import GIRDER_CLIENT_ATTR, JOB_MANAGER_ATTR
 from girder_worker_utils._task import CANCEL_ATTR
 
-from . import _cancel as _cancel  # its task_prerun receiver, which attaches the cancel flag, runs first
+from ..cancellation import _cancel as _cancel  # its task_prerun receiver, which attaches the cancel flag, runs first
+from ..cancellation._timelimit import girder_line
+from ..monitoring._log_filter import remember_secret, safe_text
 from . import _job_log
-from ._girder_job import JobChannel
-from ._girder_reporter import current_reporter, reporter
-from ._girder_rest import JobSpec, ReportSettings, SpecRefused, load_client, rewrite_api_url
-from ._log_filter import remember_secret, safe_text
-from ._timelimit import girder_line
+from ._job import JobChannel
+from ._reporter import current_reporter, reporter
+from ._rest import JobSpec, ReportSettings, SpecRefused, load_client, rewrite_api_url
 
 __all__: list[str] = []
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from celery import bootsteps
 
+from ..delivery._pids import pid_alive
 from . import _metrics
-from ._pids import pid_alive
 
 __all__ = ["MetricsStep"]
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ._cancel_store import durable_backend
-from ._private_files import ensure_private_dir, open_private, write_private
+from ..broker._private_files import ensure_private_dir, open_private, write_private
+from ..cancellation._store import durable_backend
 
 __all__ = ["Claim", "Lease", "LeaseStore", "lease_store_for"]
 
@@ -216,7 +216,7 @@ class FileLeaseStore:
 
     A running task's lease holds its message, Girder token included, for as long
     as another worker may have to run it again; the file is 0600 in a 0700 folder
-    (see :mod:`._private_files`), and the message is dropped once the task is done.
+    (see :mod:`girder_worker.broker._private_files`), and the message is dropped once the task is done.
     A lease file that is not a lease (garbage, another JSON value) counts as none.
     """
 

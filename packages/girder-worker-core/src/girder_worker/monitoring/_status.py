@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from celery.worker.control import inspect_command
 from kombu.exceptions import OperationalError
 
-from ._outages import masked
+from ..broker._outages import masked
 
 __all__ = ["plugins", "queue_depths", "status"]
 

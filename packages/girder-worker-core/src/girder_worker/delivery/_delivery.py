@@ -33,9 +33,10 @@ from celery.worker import state as worker_state
 
 from girder_worker_utils import TaskLost
 
-from . import _metrics, _moments
-from ._config import DELIVERY_POLICIES, Config
-from ._housekeeping import SWEEP_INTERVAL_SECONDS, result_expiry, sweep
+from .._config import DELIVERY_POLICIES, Config
+from ..broker._housekeeping import SWEEP_INTERVAL_SECONDS, result_expiry, sweep
+from ..cancellation import _moments
+from ..monitoring import _metrics
 from ._leases import DONE, REUSED, Claim, LeaseStore, lease_store_for
 
 __all__ = ["AT_LEAST_ONCE", "AT_MOST_ONCE", "Delivery", "DeliveryStep", "Policy", "policy_for", "watch_run"]
@@ -329,7 +330,7 @@ class Delivery:
 
     def reap(self) -> int:
         """Take over the leases of lost workers and apply their tasks' policies."""
-        from . import _girder_signals
+        from ..girder import _signals as _girder_signals
 
         count = 0
         for task_id, holder in self.store.orphans():
@@ -353,7 +354,7 @@ class Delivery:
     # -- applying the policy ------------------------------------------------------
     def _apply(self, task_id: str, deliveries: int, message: dict[str, Any], policy: Policy, how: str) -> str | None:
         """Deliver the task again (returns None) or fail it (returns the reason)."""
-        from . import _girder_signals
+        from ..girder import _signals as _girder_signals
 
         headers = message.get("headers") or {}
         name = headers.get("task", "?")
@@ -496,7 +497,7 @@ class DeliveryStep(bootsteps.StartStopStep):  # type: ignore[misc]
             )
             return
         self.delivery = worker.delivery = Delivery(app, worker.hostname, store)
-        from ._task_events import announce_lost
+        from ..monitoring._task_events import announce_lost
 
         self.delivery.announce_failed = functools.partial(announce_lost, worker)
 

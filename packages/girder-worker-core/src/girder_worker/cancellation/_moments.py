@@ -22,7 +22,7 @@ signal                     sent when (keyword arguments besides ``sender``, the 
 
 Connect to them as to Celery's::
 
-    from girder_worker._moments import cancel_seen
+    from girder_worker.cancellation._moments import cancel_seen
 
     @cancel_seen.connect
     def count(sender=None, task_name=None, latency=None, **kwargs):

@@ -31,9 +31,9 @@ from girder_worker_utils._job import GIRDER_HEADERS, GIRDER_OPTIONS
 from girder_worker_utils._transforms_run import model_repr, walk
 from girder_worker_utils.wire import flatten
 
-from ._girder_reporter import reporter
-from ._girder_rest import GirderUnavailable
-from .context import girder_context, in_girder_request
+from ..context import girder_context, in_girder_request
+from ._reporter import reporter
+from ._rest import GirderUnavailable
 
 __all__: list[str] = []
 

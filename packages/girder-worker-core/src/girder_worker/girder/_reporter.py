@@ -1,7 +1,7 @@
 """The process's Girder reporter: one sender thread per Girder origin for every job run here.
 
 Tasks never wait for Girder. They record what to report in their
-:class:`~girder_worker._girder_job.JobChannel`; the channel wakes the sender
+:class:`~girder_worker.girder._job.JobChannel`; the channel wakes the sender
 thread of its job's origin (``scheme://host:port``) when something becomes due,
 and that thread sends it. Each origin has its own thread (a *lane*, at most
 :data:`MAX_LANES`, each ending when idle), so a Girder, or a callback URL, that
@@ -27,9 +27,9 @@ from typing import Any
 
 from girder_worker_utils import JobStatus
 
-from . import _metrics
-from ._girder_job import JobChannel
-from ._girder_rest import GirderUnavailable, Http, JobSpec, ReportSettings, origin_of
+from ..monitoring import _metrics
+from ._job import JobChannel
+from ._rest import GirderUnavailable, Http, JobSpec, ReportSettings, origin_of
 
 __all__ = ["Reporter", "current_reporter", "reporter"]
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from ._private_files import ensure_private_dir, open_private
+from ..broker._private_files import ensure_private_dir, open_private
 
 __all__ = ["CancelStore", "durable_backend", "store_for"]
 

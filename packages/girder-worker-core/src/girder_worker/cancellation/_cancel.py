@@ -42,8 +42,8 @@ from girder_worker_utils import CancelFlag, TaskTerminated
 from girder_worker_utils._task import CANCEL_ATTR
 
 from . import _moments
-from ._cancel_shm import SharedTable
-from ._cancel_store import CancelStore, store_for
+from ._shm import SharedTable
+from ._store import CancelStore, store_for
 
 __all__ = ["CancelOutcome", "CancelStep", "Control", "cancel"]
 
@@ -406,7 +406,7 @@ def cancel(task: str | AsyncResult, app: Any = None, reason: str = "cancelled") 
         print(outcome.message)
     """
     if app is None:
-        from .app import app as default_app
+        from ..app import app as default_app
 
         app = default_app
     result = task if isinstance(task, AsyncResult) else app.AsyncResult(task)

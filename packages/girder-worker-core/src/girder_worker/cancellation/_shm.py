@@ -153,7 +153,7 @@ class SlotFlag:
             self._mem[self._base] = CANCELLED
 
     def add_callback(self, callback: Any) -> None:
-        from ._cancel_watch import watch
+        from ._watch import watch
 
         self.callbacks.append(callback)
         if self._watcher is None:

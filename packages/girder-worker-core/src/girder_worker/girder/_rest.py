@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._log_filter import safe_text
+from ..monitoring._log_filter import safe_text
 
 __all__ = [
     "GirderUnavailable",

@@ -29,8 +29,8 @@ from celery.events.dispatcher import EventDispatcher as CeleryDispatcher
 
 from girder_worker_utils._exceptions import RunRevoked
 
-from . import _moments
-from ._cancel import REGISTRY
+from ..cancellation import _moments
+from ..cancellation._cancel import REGISTRY
 
 __all__ = ["EventDispatcher", "Events", "announce_lost", "follow"]
 
@@ -49,7 +49,7 @@ class EventDispatcher(CeleryDispatcher):  # type: ignore[misc]
 class Events(CeleryEvents):  # type: ignore[misc]
     """The app's ``app.events``, with girder-worker's dispatcher."""
 
-    dispatcher_cls = "girder_worker._task_events:EventDispatcher"
+    dispatcher_cls = "girder_worker.monitoring._task_events:EventDispatcher"
 
 
 def follow(request: Any, hostname: str) -> None:

@@ -9,7 +9,7 @@ output of the worker's own threads goes to no job.
 
 Output of threads a task starts itself, and of subprocesses, is not captured:
 the task can pass it on with ``self.job_manager.write(text)``. Tokens are masked
-in everything that reaches a job's log (see :mod:`girder_worker._log_filter`).
+in everything that reaches a job's log (see :mod:`girder_worker.monitoring._log_filter`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from threading import get_ident
 from typing import Any, TextIO
 
-from ._log_filter import add_to
+from ..monitoring._log_filter import add_to
 
 __all__ = ["begin", "end", "install"]
 

@@ -2,8 +2,8 @@
 
 A Redis result backend forgets on its own: result keys expire after Celery's
 ``result_expires`` (one day by default), the cancel set drops entries older than
-:data:`~._cancel_store.RETENTION_SECONDS` (seven days), and a finished task's lease
-key expires after :data:`~._leases.DONE_RETENTION_SECONDS` (one day). Files do not,
+:data:`girder_worker.cancellation._store.RETENTION_SECONDS` (seven days), and a finished task's lease
+key expires after :data:`girder_worker.delivery._leases.DONE_RETENTION_SECONDS` (one day). Files do not,
 so a worker on the embedded backend sweeps the same out of its data directory, at
 most once every :data:`SWEEP_INTERVAL_SECONDS`, in its lease heartbeat thread:
 
@@ -29,8 +29,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ._cancel_store import RETENTION_SECONDS as CANCEL_RETENTION_SECONDS
-from ._leases import DONE_RETENTION_SECONDS, RUNNING
+from ..cancellation._store import RETENTION_SECONDS as CANCEL_RETENTION_SECONDS
+from ..delivery._leases import DONE_RETENTION_SECONDS, RUNNING
 
 __all__ = ["SWEEP_INTERVAL_SECONDS", "Sweep", "result_expiry", "sweep"]
 

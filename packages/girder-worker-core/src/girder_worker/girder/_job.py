@@ -20,10 +20,10 @@ from typing import Any, Protocol
 
 from girder_worker_utils import JobStatus
 
-from . import _metrics
-from ._girder_logbuf import LogBuffer
-from ._girder_rest import GirderUnavailable, Http, JobSpec, ReportSettings, origin_of, shown_url
-from ._log_filter import redact, safe_text
+from ..monitoring import _metrics
+from ..monitoring._log_filter import redact, safe_text
+from ._logbuf import LogBuffer
+from ._rest import GirderUnavailable, Http, JobSpec, ReportSettings, origin_of, shown_url
 
 __all__ = ["JobChannel"]
 
