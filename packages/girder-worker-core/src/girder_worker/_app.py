@@ -10,6 +10,7 @@ from celery import Celery, signals
 from celery.loaders.app import AppLoader
 from kombu.utils.objects import cached_property
 
+from . import pipeline
 from ._config import Config, read_config
 from ._plugins import PluginReport, load_plugins
 from ._settings import GirderWorkerSettings
@@ -89,38 +90,15 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
 
 
 def create_app(config: Config | None = None) -> GirderWorkerApp:
-    """Build a girder-worker app from ``config`` (default: the environment)."""
+    """Build a girder-worker app from ``config`` (default: the environment), with every step of
+    :data:`girder_worker.pipeline.PIPELINE` installed."""
     config = config or read_config()
-    from .broker import _compression, _wire_format
-    from .monitoring import _log_filter  # noqa: F401  (its signal receivers mask secrets)
-
-    _wire_format.install()
-    _compression.install(config.accept_compression, config.max_message_bytes)
-    from .broker._dispatch import FairDispatch
-    from .cancellation._cancel import CancelStep
-    from .cancellation._timelimit import TimeLimitStep
-    from .delivery._delivery import DeliveryStep
-    from .girder import _publish as _girder_publish  # noqa: F401  (connect their signal handlers)
-    from .girder import _signals as _girder_signals  # noqa: F401  (connect their signal handlers)
-    from .monitoring._metrics import SENT_HEADER  # noqa: F401  (its receiver stamps each task message)
-    from .monitoring._status import plugins  # noqa: F401  (registers the `plugins` inspect command of `girder-worker status`)
-
     app = GirderWorkerApp("girder_worker", girder_worker_config=config)
     app.conf.update(config.settings)
     # The built-in tasks; set without reading app.conf, which would finalize it.
     app.conf.update(imports=(*config.settings.get("imports", ()), "girder_worker.analysis.tasks"))
-    app.steps["worker"].add(CancelStep)
-    app.steps["worker"].add(TimeLimitStep)
-    app.steps["consumer"].add(FairDispatch)
-    app.steps["worker"].add(DeliveryStep)
-    if config.metrics_port is not None:
-        from .monitoring._metrics_step import MetricsStep
-
-        app.steps["worker"].add(MetricsStep)
     logging.getLogger("girder_worker").setLevel(config.logging_level.upper())
-    from .monitoring import _task_log
-
-    _task_log.install(config.log_format, app)
+    pipeline.install(app, config)
     from .context import warn_embedded_in_girder
 
     warn_embedded_in_girder(config.data_dir if config.embedded else None)
