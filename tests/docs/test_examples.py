@@ -180,6 +180,8 @@ def test_every_example_has_a_test():
         "metrics_query_output.txt",
         "oversized_message.py",
         "oversized_message_output.txt",
+        "pipeline_steps.py",  # tests/docs/test_pipeline_page.py
+        "pipeline_steps_output.txt",
         "plugins_output.txt",
         "plugins_output_broken.txt",
         "progress_client.py",  # tests/docs/test_progress_page.py
