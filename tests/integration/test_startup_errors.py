@@ -233,7 +233,7 @@ def test_a_client_gets_one_line_within_its_publish_window(env, role, shown, vari
     assert "During handling" not in out.stderr
     assert len(lines) <= 6, out.stderr  # the caller's frame, ours, and the error
     assert re.fullmatch(
-        rf"girder_worker\._outages\.PublishError: task gwexample\.analyses\.tasks\.fibonacci was not sent: the "
+        rf"girder_worker\.broker\._outages\.PublishError: task gwexample\.analyses\.tasks\.fibonacci was not sent: the "
         rf"{role} at {re.escape(shown)}127\.0\.0\.1:{closed_port}/\S* is unreachable \(.*[Cc]onnection refused\.?\); "
         rf"start it or fix GIRDER_WORKER_{variable}, then publish the task again",
         lines[-1],
