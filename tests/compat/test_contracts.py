@@ -1,9 +1,11 @@
-"""What core and utils take from Celery, kombu and billiard beyond their documented API.
+"""What core and utils take from Celery, kombu, billiard and prometheus_client beyond their documented API.
 
-One test per touch point, on the installed releases (``hatch run compat:test`` runs
-them on each supported Celery/kombu minor). Each failure names the attribute, the
-release that changed it and the girder-worker module that relies on it: that module
-has to change with the release.
+Every such touch is in one adapter module per package, ``girder_worker._celery_internals``
+and ``girder_worker_utils._celery_internals``, one function per touch point. One test
+here per point, on the installed releases (``hatch run compat:test`` runs them on
+each supported Celery/kombu minor). Each failure names the attribute, the releases
+installed and the adapter function that relies on it: that function has to change
+with the release (and only it: the rest of the code calls it).
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ VERSIONS = f"celery {celery.__version__}, kombu {kombu.__version__}, billiard {b
 
 
 def broken(what: str, *users: str) -> str:
-    """The failure message: what changed, in which versions, and which modules of ours rely on it."""
+    """The failure message: what changed, in which versions, and which functions of ours rely on it.
+
+    ``users`` are core's as ``"_celery_internals.name"`` and utils' in full.
+    """
     relying = ", ".join(user if user.startswith("girder_worker_utils") else f"girder_worker.{user}" for user in users)
     return f"{what} is gone or changed in {VERSIONS}; {relying} relies on it"
 
@@ -43,9 +48,9 @@ def request_of():
     def echo(x):
         return x
 
-    def make() -> tuple[Request, Message]:
+    def make(**options: float) -> tuple[Request, Message]:
         task_id = str(uuid.uuid4())
-        sent = app.amqp.as_task_v2(task_id, "compat.echo", args=(1,), kwargs={})
+        sent = app.amqp.as_task_v2(task_id, "compat.echo", args=(1,), kwargs={}, **options)
         message = Message(
             body=json.dumps(sent.body),
             content_type="application/json",
@@ -66,29 +71,33 @@ def request_of():
 
 def test_request_message(request_of):
     request, message = request_of()
-    assert getattr(request, "_message", None) is message, broken("Request._message", "delivery._delivery", "_worker")
+    assert getattr(request, "_message", None) is message, broken(
+        "Request._message", "_celery_internals.request_message", "_celery_internals.acknowledge_when_started"
+    )
 
 
 def test_request_dict_retries(request_of):
     request, _ = request_of()
     found = getattr(request, "_request_dict", None)
-    assert isinstance(found, dict), broken("Request._request_dict", "delivery._delivery")
-    assert found.get("retries") == 0, broken("Request._request_dict['retries']", "delivery._delivery")
+    assert isinstance(found, dict), broken("Request._request_dict", "_celery_internals.request_retries")
+    assert found.get("retries") == 0, broken("Request._request_dict['retries']", "_celery_internals.request_retries")
 
 
 def test_request_already_revoked(request_of):
     request, _ = request_of()
-    assert getattr(request, "_already_revoked", None) is False, broken("Request._already_revoked", "delivery._delivery")
+    user = "_celery_internals.terminated_on_purpose"
+    for name in ("_already_revoked", "_already_cancelled"):
+        assert getattr(request, name, None) is False, broken(f"Request.{name}", user)
+        assert f"self.{name} = True" in source_of(type(request)), broken(f"Request setting {name} = True", user)
 
 
 def test_request_on_ack_is_assignable(request_of):
     request, message = request_of()
-    assert callable(getattr(request, "_on_ack", None)), broken("Request._on_ack", "_worker")
+    user = "_celery_internals.acknowledge_when_started"
+    assert callable(getattr(request, "_on_ack", None)), broken("Request._on_ack", user)
     request._on_ack = message.ack_log_error
-    assert request._on_ack == message.ack_log_error, broken("assigning Request._on_ack", "_worker")
-    assert "self._on_ack(" in source_of(type(request).acknowledge), broken(
-        "Request.acknowledge calling _on_ack", "_worker"
-    )
+    assert request._on_ack == message.ack_log_error, broken("assigning Request._on_ack", user)
+    assert "self._on_ack(" in source_of(type(request).acknowledge), broken("Request.acknowledge calling _on_ack", user)
 
 
 def test_request_callbacks_are_replaceable_per_instance(request_of):
@@ -98,10 +107,11 @@ def test_request_callbacks_are_replaceable_per_instance(request_of):
     request.on_failure = lambda *args, **kwargs: mine.append("failure")
     request.on_success((False, 1, 0.0))
     request.on_failure(None)
-    assert mine == ["success", "failure"], broken("Request.on_success/on_failure per instance", "delivery._delivery")
+    user = "_celery_internals.replace_request_callbacks"
+    assert mine == ["success", "failure"], broken("Request.on_success/on_failure per instance", user)
     pooled = source_of(type(request).execute_using_pool)
     for handed in ("callback=self.on_success", "error_callback=self.on_failure"):
-        assert handed in pooled, broken(f"Request.execute_using_pool's {handed}", "delivery._delivery")
+        assert handed in pooled, broken(f"Request.execute_using_pool's {handed}", user)
 
 
 def test_request_hands_its_on_timeout_to_the_pool(request_of):
@@ -109,21 +119,20 @@ def test_request_hands_its_on_timeout_to_the_pool(request_of):
     pooled = source_of(type(request).execute_using_pool)
     assert "timeout_callback=self.on_timeout" in pooled, broken(
         "Request.execute_using_pool's timeout_callback=self.on_timeout (read back as __self__)",
-        "cancellation._timelimit",
+        "_celery_internals.request_of_pool_call",
     )
-    assert request.on_timeout.__self__ is request, broken(
-        "Request.on_timeout as a bound method", "cancellation._timelimit"
+    assert getattr(request.on_timeout, "__self__", None) is request, broken(
+        "Request.on_timeout as a bound method", "_celery_internals.request_of_pool_call"
     )
 
 
 def test_request_class_binds_the_pools_apply_async_when_made():
     from celery.worker.request import create_request_cls
 
-    assert "pool" in inspect.signature(create_request_cls).parameters, broken(
-        "create_request_cls(pool=...)", "cancellation._timelimit"
-    )
+    user = "_celery_internals.wrap_pool_apply_async"
+    assert "pool" in inspect.signature(create_request_cls).parameters, broken("create_request_cls(pool=...)", user)
     assert "pool.apply_async" in source_of(create_request_cls), broken(
-        "create_request_cls reading pool.apply_async", "cancellation._timelimit"
+        "create_request_cls reading pool.apply_async", user
     )
 
 
@@ -134,9 +143,9 @@ def test_work_controller_process_task():
     from celery.worker import WorkController
 
     method = getattr(WorkController, "_process_task", None)
-    assert callable(method), broken("WorkController._process_task", "_worker")
+    assert callable(method), broken("WorkController._process_task", "_celery_internals.process_task")
     assert list(inspect.signature(method).parameters) == ["self", "req"], broken(
-        "WorkController._process_task(self, req)", "_worker"
+        "WorkController._process_task(self, req)", "_celery_internals.process_task"
     )
 
 
@@ -144,49 +153,61 @@ def test_pool_step_sets_quick_release_and_reads_the_time_limits():
     from celery.worker.components import Pool
 
     made = source_of(Pool.create)
-    assert "_quick_release" in made, broken("the Pool bootstep setting WorkController._quick_release", "_worker")
+    assert "w._quick_release = " in made, broken(
+        "the Pool bootstep setting WorkController._quick_release", "_celery_internals.process_task"
+    )
     for read in ("w.time_limit", "w.soft_time_limit"):
-        assert read in made, broken(f"the Pool bootstep reading {read} in create()", "cancellation._timelimit")
+        assert read in made, broken(
+            f"the Pool bootstep reading {read} in create()", "_celery_internals.take_worker_time_limits"
+        )
 
 
 def test_consumer_maximum_prefetch_restored():
     from celery.worker.consumer.consumer import Consumer
 
-    assert "self._maximum_prefetch_restored" in source_of(Consumer), broken(
-        "Consumer._maximum_prefetch_restored", "_worker"
-    )
-    assert isinstance(getattr(Consumer, "restart_count", None), int), broken("Consumer.restart_count", "_worker")
+    user = "_celery_internals.acknowledge_when_started"
+    assert "self._maximum_prefetch_restored" in source_of(Consumer), broken("Consumer._maximum_prefetch_restored", user)
+    assert isinstance(getattr(Consumer, "restart_count", None), int), broken("Consumer.restart_count", user)
 
 
 def test_worker_state_collections():
     from celery.worker import state
 
-    for name in ("revoked", "active_requests", "reserved_requests"):
-        assert hasattr(state, name), broken(
-            f"celery.worker.state.{name}",
-            "cancellation._cancel",
-            "delivery._delivery",
-            "broker._consumer",
-            "girder_worker_utils",
-        )
-    assert callable(getattr(state, "task_ready", None)), broken("celery.worker.state.task_ready", "delivery._delivery")
-    task_id = str(uuid.uuid4())
+    users = {
+        "revoked": (
+            "_celery_internals.is_revoked",
+            "_celery_internals.mark_revoked",
+            "girder_worker_utils._celery_internals.is_revoked",
+        ),
+        "active_requests": ("_celery_internals.active_requests", "_celery_internals.is_active"),
+        "reserved_requests": ("_celery_internals.reserved_requests", "_celery_internals.reserved_count"),
+    }
+    for name, relying in users.items():
+        assert hasattr(state, name), broken(f"celery.worker.state.{name}", *relying)
+    for name in ("active_requests", "reserved_requests"):
+        found = getattr(state, name)
+        for method in ("__len__", "__iter__", "__contains__"):
+            assert hasattr(found, method), broken(f"celery.worker.state.{name}.{method}", *users[name])
+    assert callable(getattr(state, "task_ready", None)), broken(
+        "celery.worker.state.task_ready", "_celery_internals.task_ready"
+    )
+    task_id, other = str(uuid.uuid4()), str(uuid.uuid4())
     state.revoked.add(task_id)
+    state.revoked.update([other])
     try:
-        assert task_id in state.revoked, broken(
-            "celery.worker.state.revoked.add/in", "cancellation._cancel", "girder_worker_utils' Task"
-        )
+        assert task_id in state.revoked, broken("celery.worker.state.revoked.add/in", *users["revoked"])
+        assert other in state.revoked, broken("celery.worker.state.revoked.update", *users["revoked"])
     finally:
         state.revoked.discard(task_id)
+        state.revoked.discard(other)
 
 
 def test_builtin_revoke_command_can_be_replaced():
     from celery.worker import control
 
-    assert callable(getattr(control, "control_command", None)), broken(
-        "celery.worker.control.control_command", "cancellation._cancel"
-    )
-    assert "revoke" in control.Panel.data, broken("celery.worker.control.Panel.data['revoke']", "cancellation._cancel")
+    user = "_celery_internals.replace_revoke_command"
+    assert callable(getattr(control, "control_command", None)), broken("celery.worker.control.control_command", user)
+    assert "revoke" in control.Panel.data, broken("celery.worker.control.Panel.data['revoke']", user)
     name = f"compat_{uuid.uuid4().hex[:8]}"
 
     @control.control_command(name=name, variadic="task_id", signature="[id1 [id2]]")
@@ -196,11 +217,9 @@ def test_builtin_revoke_command_can_be_replaced():
     try:
         meta = control.Panel.meta[name]
         assert (meta.variadic, meta.signature) == ("task_id", "[id1 [id2]]"), broken(
-            "control_command(variadic=, signature=) recorded in Panel.meta", "cancellation._cancel"
+            "control_command(variadic=, signature=) recorded in Panel.meta", user
         )
-        assert control.Panel.data[name] is command, broken(
-            "control_command registering in Panel.data", "cancellation._cancel"
-        )
+        assert control.Panel.data[name] is command, broken("control_command registering in Panel.data", user)
     finally:
         control.Panel.data.pop(name, None)
         control.Panel.meta.pop(name, None)
@@ -212,7 +231,7 @@ def test_billiard_worker_lost_text():
 
     assert issubclass(WorkerLostError, Exception)
     assert "Worker exited prematurely: " in source_of(pool), broken(
-        "billiard's WorkerLostError text 'Worker exited prematurely: ...'", "delivery._delivery"
+        "billiard's WorkerLostError text 'Worker exited prematurely: ...'", "_celery_internals.worker_lost_detail"
     )
 
 
@@ -223,9 +242,10 @@ def test_old_setting_names_map():
     from celery.app import defaults
 
     mapping = getattr(defaults, "_TO_NEW_KEY", None)
-    assert isinstance(mapping, dict), broken("celery.app.defaults._TO_NEW_KEY", "_settings")
+    user = "_celery_internals.new_setting_name"
+    assert isinstance(mapping, dict), broken("celery.app.defaults._TO_NEW_KEY", user)
     assert mapping.get("CELERY_RESULT_BACKEND") == "result_backend", broken(
-        "celery.app.defaults._TO_NEW_KEY['CELERY_RESULT_BACKEND']", "_settings"
+        "celery.app.defaults._TO_NEW_KEY['CELERY_RESULT_BACKEND']", user
     )
 
 
@@ -234,14 +254,15 @@ def test_app_settings_class_can_be_swapped():
 
     app = Celery(set_as_current=False)
     try:
-        conf = app._conf
-        assert isinstance(conf, Settings), broken("Celery._conf as a celery.app.utils.Settings", "_app")
+        conf = getattr(app, "_conf", None)
+        user = "_celery_internals.swap_settings_class"
+        assert isinstance(conf, Settings), broken("Celery._conf as a celery.app.utils.Settings", user)
 
         class Mine(type(conf)):  # type: ignore[misc]
             pass
 
         object.__setattr__(conf, "__class__", Mine)
-        assert type(app.conf) is Mine, broken("Celery.conf returning Celery._conf", "_app")
+        assert type(app.conf) is Mine, broken("Celery.conf returning Celery._conf", user)
     finally:
         app.close()
 
@@ -250,10 +271,17 @@ def test_task_stack():
     from celery import _state
 
     stack = getattr(_state, "_task_stack", None)
+    relying = (
+        "_celery_internals.current_task",
+        "girder_worker_utils._celery_internals.running_task",
+        "girder_worker_utils._celery_internals.running_app",
+        "girder_worker_utils._celery_internals.app_in_use",
+    )
     for name in ("top", "push", "pop"):
-        assert hasattr(stack, name), broken(
-            f"celery._state._task_stack.{name}", "girder_worker_utils' Task", "girder._publish"
-        )
+        assert hasattr(stack, name), broken(f"celery._state._task_stack.{name}", *relying)
+    assert callable(getattr(_state, "get_current_app", None)), broken(
+        "celery._state.get_current_app", "girder_worker_utils._celery_internals.app_in_use"
+    )
     app = Celery(set_as_current=False)
     try:
 
@@ -261,8 +289,40 @@ def test_task_stack():
         def top():
             return None
 
-        assert top._app is app, broken("Task._app", "girder_worker_utils' decorator")
+        assert getattr(top, "_app", None) is app, broken(
+            "Task._app",
+            "girder_worker_utils._celery_internals.running_app",
+            "girder_worker_utils._celery_internals.app_in_use",
+        )
+        stack.push(top)
+        try:
+            assert stack.top is top, broken("celery._state._task_stack.top after push", *relying)
+        finally:
+            stack.pop()
     finally:
+        app.close()
+
+
+def test_current_app_thread_local():
+    from celery import _state
+
+    relying = ("_celery_internals.current_app_if_set", "_celery_internals.set_current_app")
+    tls = getattr(_state, "_tls", None)
+    assert tls is not None, broken("celery._state._tls", *relying)
+    assert callable(getattr(_state, "_set_current_app", None)), broken("celery._state._set_current_app", *relying)
+    previous = getattr(tls, "current_app", None)
+    app = Celery(set_as_current=False)
+    try:
+        _state._set_current_app(app)
+        assert getattr(tls, "current_app", None) is app, broken(
+            "celery._state._set_current_app setting _tls.current_app", *relying
+        )
+        _state._set_current_app(None)
+        assert getattr(tls, "current_app", None) is None, broken(
+            "celery._state._set_current_app(None) leaving no current app", *relying
+        )
+    finally:
+        _state._set_current_app(previous)
         app.close()
 
 
@@ -273,21 +333,22 @@ def test_redis_brpop_read():
     from kombu.transport import redis
 
     read = getattr(redis.Channel, "_brpop_read", None)
-    assert callable(read), broken("kombu.transport.redis.Channel._brpop_read", "broker._redis")
+    user = "_celery_internals.read_redis_item"
+    assert callable(read), broken("kombu.transport.redis.Channel._brpop_read", user)
     parameters = inspect.signature(read).parameters
     assert any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()), broken(
-        "Channel._brpop_read(**options)", "broker._redis"
+        "Channel._brpop_read(**options)", user
     )
+    assert "return True" in source_of(read), broken("Channel._brpop_read returning True for an item read", user)
 
 
 def test_virtual_qos_can_consume_is_looked_up_on_the_instance():
     from kombu.transport import virtual
 
-    assert callable(getattr(virtual.QoS, "can_consume", None)), broken(
-        "kombu virtual QoS.can_consume", "broker._dispatch"
-    )
+    relying = ("_celery_internals.shadow_can_consume", "_celery_internals.restore_can_consume")
+    assert callable(getattr(virtual.QoS, "can_consume", None)), broken("kombu virtual QoS.can_consume", *relying)
     assert "qos.can_consume()" in source_of(virtual.Channel) or "can_consume()" in source_of(virtual), broken(
-        "the virtual transport polling qos.can_consume()", "broker._dispatch"
+        "the virtual transport polling qos.can_consume()", *relying
     )
 
 
@@ -301,7 +362,13 @@ def test_virtual_transport_api_the_embedded_broker_implements():
     assert "_put_fanout" in source_of(virtual.exchange.FanoutExchange), broken(
         "kombu's fanout exchange calling Channel._put_fanout", "broker._embedded"
     )
-    assert hasattr(virtual.BrokerState(), "bindings"), broken("kombu virtual BrokerState.bindings", "broker._embedded")
+    bindings = getattr(virtual.BrokerState(), "bindings", None)
+    assert isinstance(bindings, dict), broken("kombu virtual BrokerState.bindings", "_celery_internals.queue_bindings")
+    state = virtual.BrokerState()
+    state.binding_declare("compat.queue", "compat.exchange", "compat.key", {"x": 1})
+    assert list(state.bindings.items()) == [(("compat.queue", "compat.exchange", "compat.key"), {"x": 1})], broken(
+        "BrokerState.bindings as {(queue, exchange, routing_key): arguments}", "_celery_internals.queue_bindings"
+    )
 
 
 # -- added with the monitoring work (events, time limits, log lines) ---------------
@@ -309,11 +376,14 @@ def test_virtual_transport_api_the_embedded_broker_implements():
 
 def test_request_time_limits_are_the_messages_hard_then_soft(request_of):
     request, _ = request_of()
-    assert tuple(getattr(request, "time_limits", ())) == (None, None), broken(
-        "Request.time_limits", "cancellation._timelimit"
+    user = "_celery_internals.request_time_limits"
+    assert tuple(getattr(request, "time_limits", ())) == (None, None), broken("Request.time_limits", user)
+    limited, _ = request_of(time_limit=4.0, soft_time_limit=2.0)
+    assert tuple(getattr(limited, "time_limits", ())) == (4.0, 2.0), broken(
+        "Request.time_limits as the message's (hard, soft)", user
     )
     assert "time_limit, soft_time_limit = self.time_limits" in source_of(type(request).execute_using_pool), broken(
-        "Request.time_limits as (hard, soft)", "cancellation._timelimit"
+        "Request.time_limits as (hard, soft)", user
     )
 
 
@@ -322,20 +392,51 @@ def test_consumer_event_dispatcher_and_worker_task_events():
     from celery.worker.worker import WorkController
 
     assert "c.event_dispatcher = c.app.events.Dispatcher(" in source_of(Events.start), broken(
-        "Consumer.event_dispatcher set by the Events bootstep", "monitoring._task_events"
+        "Consumer.event_dispatcher set by the Events bootstep", "_celery_internals.event_dispatcher"
     )
     assert "self.task_events = " in source_of(WorkController.setup_defaults), broken(
         "WorkController.task_events", "monitoring._task_events"
     )
 
 
+def test_worker_consumer_is_set_by_its_bootstep():
+    from celery.worker.components import Consumer as ConsumerStep
+
+    assert "w.consumer = " in source_of(ConsumerStep.create), broken(
+        "WorkController.consumer set by the Consumer bootstep", "_celery_internals.event_dispatcher"
+    )
+
+
 def test_trace_logs_an_ignored_task_with_a_description_mapping():
     from celery.app import trace
 
-    assert trace.log_policy_ignore.description == "ignored", broken(
-        "celery.app.trace.log_policy_ignore", "monitoring._task_log"
+    relying = ("_celery_internals.ignored_task_line", "_celery_internals.task_line_fields")
+    assert trace.log_policy_ignore.description == "ignored", broken("celery.app.trace.log_policy_ignore", *relying)
+    assert "%(description)s" in trace.LOG_IGNORED, broken("celery.app.trace.LOG_IGNORED", *relying)
+    logged = source_of(trace.TraceInfo._log_error)
+    for entry in ("'description': policy.description", "'exc': exception", "'id': req.id", "'name': "):
+        assert entry in logged, broken(f"TraceInfo._log_error's mapping of log arguments ({entry})", *relying)
+    assert "extra={'data': context}" in logged, broken("TraceInfo._log_error's extra={'data': context}", *relying)
+
+
+# -- prometheus_client (the metrics extra) --------------------------------------------
+
+
+def test_prometheus_value_class():
+    values = pytest.importorskip("prometheus_client.values")
+    metrics = pytest.importorskip("prometheus_client.metrics")
+
+    user = "_celery_internals.use_prometheus_multiprocess_values"
+    found = getattr(values, "ValueClass", None)
+    assert isinstance(found, type), broken("prometheus_client.values.ValueClass", user)
+    assert isinstance(getattr(found, "_multiprocess", None), bool), broken(
+        "prometheus_client.values.ValueClass._multiprocess", user
     )
-    assert "%(description)s" in trace.LOG_IGNORED, broken("celery.app.trace.LOG_IGNORED", "monitoring._task_log")
-    assert "'description': policy.description" in source_of(trace.TraceInfo._log_error), broken(
-        "TraceInfo._log_error's mapping of log arguments", "monitoring._task_log"
+    make = getattr(values, "MultiProcessValue", None)
+    assert callable(make), broken("prometheus_client.values.MultiProcessValue", user)
+    assert getattr(make(), "_multiprocess", None) is True, broken(
+        "prometheus_client.values.MultiProcessValue()._multiprocess", user
+    )
+    assert "values.ValueClass(" in source_of(metrics), broken(
+        "prometheus_client's metrics reading values.ValueClass when made", user
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
+from girder_worker._outcome import time_limit_line as girder_line
 from girder_worker.cancellation._shm import SharedTable
-from girder_worker.cancellation._timelimit import girder_line, reason_for
+from girder_worker.cancellation._timelimit import reason_for
 from girder_worker_utils import TaskCancelled, TaskTerminated
 
 

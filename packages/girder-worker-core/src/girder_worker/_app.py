@@ -11,6 +11,7 @@ from celery.loaders.app import AppLoader
 from kombu.utils.objects import cached_property
 
 from . import pipeline
+from ._celery_internals import swap_settings_class
 from ._config import Config, read_config
 from ._plugins import PluginReport, load_plugins
 from ._settings import GirderWorkerSettings
@@ -49,8 +50,7 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
         kwargs.setdefault("amqp", "girder_worker.broker._message_checks:AMQP")
         kwargs.setdefault("events", "girder_worker.monitoring._task_events:Events")
         super().__init__(*args, **kwargs)
-        # Celery's settings view stores attribute assignments as settings, hence object's.
-        object.__setattr__(self._conf, "__class__", GirderWorkerSettings)
+        swap_settings_class(self, GirderWorkerSettings)
         self.girder_worker_config = girder_worker_config
         self.strict_plugins = girder_worker_config.strict_plugins
         self._plugins_lock = threading.Lock()

@@ -14,9 +14,10 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from celery.app.defaults import _TO_NEW_KEY, SETTING_KEYS
+from celery.app.defaults import SETTING_KEYS
 from celery.app.utils import Settings
 
+from ._celery_internals import new_setting_name
 from ._hints import closest
 
 __all__ = ["GirderWorkerSettings", "UnknownSettingWarning", "normalize_key"]
@@ -33,8 +34,9 @@ def normalize_key(key: Any, depth: int = 1) -> Any:
     """
     if not isinstance(key, str) or key in SETTING_KEYS:
         return key
-    if key in _TO_NEW_KEY:
-        return _TO_NEW_KEY[key]
+    new = new_setting_name(key)
+    if new is not None:
+        return new
     lower = key.lower()
     if lower in SETTING_KEYS:
         return lower

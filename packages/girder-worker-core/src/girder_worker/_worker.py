@@ -6,6 +6,7 @@ from typing import Any
 
 from celery.apps.worker import Worker as CeleryWorker
 
+from ._celery_internals import acknowledge_when_started, process_task
 from .delivery._delivery import Delivery, watch_run
 from .monitoring._task_events import follow
 
@@ -19,20 +20,27 @@ class Worker(CeleryWorker):  # type: ignore[misc]
     delivery: Delivery | None = None
     _runs_in_loop: bool | None = None
 
-    def _process_task(self, req: Any) -> None:
+    def _process_task(self, req: Any) -> None:  # Celery's private per-task hook: see process_task
+        process_task(self, req, super()._process_task)
+
+    def prepare_run(self, req: Any) -> bool:
+        """Set ``req``'s run up before it goes to the pool; False if it must not run (handled here)."""
         follow(req, self.hostname)
         if self.delivery is not None and not watch_run(self.delivery, req):
-            release = getattr(self, "_quick_release", None)
-            if release is not None:  # the pool slot taken for it, as Celery does for a revoked task
-                release()
-            return
+            return False
         if self._runs_in_loop is None:
             from celery.concurrency.solo import TaskPool as SoloPool
 
             self._runs_in_loop = getattr(self, "hub", None) is not None and isinstance(self.pool, SoloPool)
         if self._runs_in_loop:
-            _acknowledge_at_once(req, self.consumer)
-        super()._process_task(req)
+            acknowledge_when_started(req, self.consumer)
+        elif self.delivery is not None and self.delivery.holds(req.id) and not req.task.acks_late:
+            # Its lease keeps the message from here (delivery/_leases.py): acknowledged at
+            # the loop's next turn, not when a pool process accepts it, so the broker can
+            # send the next message meanwhile (with fair dispatch on RabbitMQ it sends one
+            # at a time, only once the last one is acknowledged).
+            req.acknowledge()
+        return True
 
     def startup_info(self, artlines: bool = True) -> str:
         info: str = super().startup_info(artlines=artlines)
@@ -59,20 +67,3 @@ class Worker(CeleryWorker):  # type: ignore[misc]
             else:
                 lines.append(f"  ! {report.name}: {report.error}")
         return info + "\n[plugins]\n" + "\n".join(lines) + "\n"
-
-
-def _acknowledge_at_once(request: Any, consumer: Any) -> None:
-    """Make ``request`` acknowledge its message when it starts, not when it ends.
-
-    Celery hands a message's acknowledgement to the event loop (``call_soon``),
-    which runs it at the loop's next turn. A solo worker runs the task inside the
-    current turn, so the message stayed unacknowledged for the whole run: RabbitMQ's
-    ``consumer_timeout`` cut long tasks off, and Redis's ``visibility_timeout``
-    delivered them again. The loop is this thread, so the acknowledgement can be
-    written at once. (Right after a reconnection Celery chains its prefetch-count
-    restoration to the deferred acknowledgement; that case keeps Celery's way.)
-    """
-    if consumer is None or (consumer.restart_count > 0 and not consumer._maximum_prefetch_restored):
-        return
-    message = request._message
-    request._on_ack = message.ack_log_error

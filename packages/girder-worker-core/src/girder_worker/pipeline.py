@@ -8,7 +8,8 @@ calls it, so what this module lists is what a worker runs.
 
 Two steps are the task class's own (``girder_worker_utils.Task``): argument
 transforms and result hooks run inside the task's ``__call__``, around the task's
-body, and need nothing installed.
+body, and need nothing installed. The final state is a set of rules
+(:mod:`girder_worker._outcome`) that the other steps consult.
 
 Print the list with ``python -m girder_worker.pipeline``.
 """
@@ -153,6 +154,13 @@ PIPELINE: tuple[Step, ...] = (
         "hands the task's return value to its girder_result_hooks (uploads to Girder)",
         "the task class's __call__",
         "girder_worker_utils",
+    ),
+    Step(
+        "final state",
+        "decides how the run ended (returned, raised, cancelled, terminated, time limit, expired, lost, refused) "
+        "and so what its result, its Girder job (written by girder._signals.end_job alone) and its task event say",
+        "signals task_success / task_failure / task_revoked, the Request's failure callback",
+        "girder_worker._outcome",
     ),
     Step(
         "monitoring",

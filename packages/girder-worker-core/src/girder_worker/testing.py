@@ -77,14 +77,15 @@ class _CurrentApp:
     """Makes an app Celery's current app, and puts the previous one back."""
 
     def __init__(self, app: Any) -> None:
-        from celery import _state
+        from ._celery_internals import current_app_if_set
 
-        self._state = _state
-        self._previous = getattr(_state._tls, "current_app", None)
+        self._previous = current_app_if_set()
         app.set_current()
 
     def restore(self) -> None:
-        self._state._set_current_app(self._previous)
+        from ._celery_internals import set_current_app
+
+        set_current_app(self._previous)
 
 
 class Worker:
@@ -228,7 +229,7 @@ class EagerApp:
         from celery import signals
 
         from girder_worker_utils import JobStatus
-        from girder_worker_utils._job import JOB_MANAGER_ATTR
+        from girder_worker_utils.worker import JOB_MANAGER_ATTR
 
         uid = f"girder_worker.testing.eager.{id(self)}"
 

@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-__all__ = ["CancelFlag"]
+__all__ = ["CancelFlag", "run_cancel_callback"]
 
 logger = logging.getLogger("girder_worker.cancel")
 
@@ -50,7 +50,7 @@ class CancelFlag:
                 return
             callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
-            _run_callback(callback)
+            run_cancel_callback(callback)
         self._set = True
 
     def add_callback(self, callback: Callable[[], object]) -> None:
@@ -59,14 +59,21 @@ class CancelFlag:
             if self.reason is None:
                 self._callbacks.append(callback)
                 return
-        _run_callback(callback)
+        run_cancel_callback(callback)
 
     def run_pending_callbacks(self) -> None:
         """Nothing to do: :meth:`set` runs the callbacks before the flag goes up."""
 
 
-def _run_callback(callback: Callable[[], object]) -> None:
+def run_cancel_callback(callback: Callable[[], object]) -> None:
+    """Call one cancel callback; an exception it raises is logged, never propagated.
+
+    A callback that fails must not stop the others, nor the flag going up.
+    """
     try:
         callback()
     except Exception:
         logger.exception("cancel callback %r raised", callback)
+
+
+_run_callback = run_cancel_callback  # the name core imported before girder_worker_utils.worker

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any, overload
 
 import celery
-from celery._state import _task_stack, get_current_app
 
+from ._celery_internals import app_in_use, running_app
 from ._task import Task
 
 __all__ = ["task"]
@@ -33,8 +33,7 @@ class PluginTask:
         self._run: Any = None
 
     def _resolve(self) -> Any:
-        top = _task_stack.top
-        app = top._app if top is not None else get_current_app()
+        app = app_in_use()
         if app is not self._app:
             name = self._explicit_name or app.gen_task_name(self._fun.__name__, self._fun.__module__)
             self._task = app.tasks[name]
@@ -43,8 +42,8 @@ class PluginTask:
         return self._task
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        top = _task_stack.top
-        if top is not None and top._app is self._app:
+        app = running_app()
+        if app is not None and app is self._app:
             # Inside a running task of the same app: a plain call, as Task.__call__ does.
             return self._run(*args, **kwargs)
         return self._resolve()(*args, **kwargs)

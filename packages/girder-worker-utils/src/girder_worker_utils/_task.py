@@ -12,12 +12,11 @@ from typing import Any
 
 import celery
 from celery import signals
-from celery._state import _task_stack
 from celery.backends.base import DisabledBackend
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celery.worker import state as _worker_state
 
 from ._cancel import CancelFlag
+from ._celery_internals import is_revoked, running_task
 from ._exceptions import RunRevoked, TaskCancelled, TaskTerminated
 from ._job import GIRDER_CLIENT_ATTR, GIRDER_OPTIONS, JOB_MANAGER_ATTR, JobManager, move_girder_options
 from ._redact import redact_exception, run_secrets
@@ -104,7 +103,7 @@ class Task(celery.Task):  # type: ignore[misc]
     progress_interval: float = 0.5
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if _task_stack.top is None:
+        if running_task() is None:
             return super().__call__(*args, **kwargs)
         request = self.request_stack.top
         if request is None or _STARTED_ATTR in request.__dict__:
@@ -186,7 +185,7 @@ class Task(celery.Task):  # type: ignore[misc]
         flag = request.__dict__.get(CANCEL_ATTR)
         if flag is not None:
             return bool(flag.is_set())
-        return request.id is not None and request.id in _worker_state.revoked
+        return request.id is not None and is_revoked(request.id)
 
     @property
     def cancel_reason(self) -> str | None:

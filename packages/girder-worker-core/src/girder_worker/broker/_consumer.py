@@ -23,12 +23,12 @@ from typing import Any
 
 from celery import signals
 from celery.exceptions import NotRegistered
-from celery.worker import state as worker_state
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.exceptions import ContentDisallowed
 
 from girder_worker_utils.wire import RefusedObject, restore
 
+from .._celery_internals import active_requests, event_dispatcher, reserved_requests, task_ready
 from ..monitoring import _metrics
 from ._compression import CompressionRefused
 from ._message_checks import (
@@ -59,9 +59,9 @@ def _forget_request(headers: Any) -> None:
     """Take the request of a message that failed half-way out of the worker's books,
     where it would hold a process slot for ever."""
     task_id = headers.get("id") if isinstance(headers, dict) else None
-    for request in [*worker_state.reserved_requests, *worker_state.active_requests]:
+    for request in [*reserved_requests(), *active_requests()]:
         if request.id == task_id:
-            worker_state.task_ready(request)
+            task_ready(request)
 
 
 _REFUSED_FIX = (
@@ -221,8 +221,9 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
             self.app.backend.mark_as_failure(task_id, exc, request=request)
         except Exception as error:  # the result backend is away: the log line above stays the record
             logger.warning("could not store the failure of task %s: %s", _task_ref(headers), error)
-        if self.event_dispatcher:
-            self.event_dispatcher.send("task-failed", uuid=task_id, exception=repr(exc))
+        dispatcher = event_dispatcher(self)
+        if dispatcher:
+            dispatcher.send("task-failed", uuid=task_id, exception=repr(exc))
 
     def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
         headers = message.headers if isinstance(message.headers, dict) else {}

@@ -27,9 +27,10 @@ import logging
 from typing import Any
 
 from celery import bootsteps
-from celery.worker import state
 from celery.worker.consumer.tasks import Tasks
 from kombu.transport import virtual
+
+from .._celery_internals import reserved_count, restore_can_consume, shadow_can_consume
 
 __all__ = ["FairDispatch"]
 
@@ -43,7 +44,7 @@ def _slots(c: Any) -> int:
 
 def has_free_slot(c: Any) -> bool:
     """Whether the consumer ``c`` has a process with no task reserved for it."""
-    return len(state.reserved_requests) < _slots(c)
+    return reserved_count() < _slots(c)
 
 
 class _Waker:
@@ -85,9 +86,7 @@ class _VirtualGate:
         self.c = c
         self.qos = qos
         self.waker = _Waker(c)
-        self.transport_can_consume = qos.can_consume
-        # An instance attribute shadows the QoS method the transport polls.
-        qos.can_consume = self.can_consume
+        self.transport_can_consume = shadow_can_consume(qos, self.can_consume)
 
     def can_consume(self) -> bool:
         if not has_free_slot(self.c):
@@ -98,7 +97,7 @@ class _VirtualGate:
 
     def close(self) -> None:
         self.waker.disarm()
-        self.qos.__dict__.pop("can_consume", None)
+        restore_can_consume(self.qos)
 
 
 class _AmqpPause:

@@ -50,6 +50,7 @@ from kombu.utils.encoding import bytes_to_str, ensure_bytes, str_to_bytes
 from kombu.utils.json import dumps, loads
 from kombu.utils.objects import cached_property
 
+from .._celery_internals import queue_bindings
 from ._private_files import NotAMessageFile, ensure_private_dir, open_private, read_regular_file, write_private
 
 __all__ = ["EmbeddedBrokerWriteError", "FileResultBackend", "Transport", "envelope_problem"]
@@ -223,7 +224,7 @@ class Channel(virtual.Channel):  # type: ignore[misc]
     def _bind_anew(self) -> None:
         """Write every binding this process made into the exchange tables again."""
         self._tables_lost = False
-        for (queue, exchange, routing_key), arguments in list(self.state.bindings.items()):
+        for (queue, exchange, routing_key), arguments in queue_bindings(self):
             try:
                 meta = self.typeof(exchange).prepare_bind(queue, exchange, routing_key, arguments)
                 self._queue_bind(exchange, *meta)

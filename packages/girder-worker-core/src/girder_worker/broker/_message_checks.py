@@ -262,10 +262,11 @@ def fail_job(app: Any, headers: Mapping[str, Any], text: str, wait: bool = False
 
     ``wait``: try to send it now, in this thread (a client may exit right after).
     """
+    from .._outcome import of_refused
     from ..girder._reporter import reporter
-    from ..girder._signals import report_to_job
+    from ..girder._signals import end_job_of
 
-    channel = report_to_job(headers, app, text)
+    channel = end_job_of(headers, app, of_refused(text))
     if channel is not None and wait:
         reporter().send(channel, timeout=channel.settings.timeout, wait=True)
 

@@ -7,12 +7,14 @@ loop, and the error stopped the worker. Here an item the transport cannot make a
 message of is logged as one line (its queue, what was wrong, its first bytes,
 escaped) and dropped, and the worker goes on.
 
-This is the one place that relies on a private method of kombu's Redis channel:
-``Channel._brpop_read(**options)`` (checked on kombu 5.4 to 5.7) pops one item with
-``BRPOP``, decodes its JSON and hands it to ``Transport._deliver``, which builds the
-message; any error of the item's making surfaces from that call. ``Channel._get``
-(the polling path) is the public virtual-transport method and is covered the same
-way. A garbage item is gone from Redis once popped: the line is its record.
+The event loop's path relies on a private method of kombu's Redis channel,
+``Channel._brpop_read(**options)``, which pops one item with ``BRPOP``, decodes its
+JSON and builds the message; any error of the item's making surfaces from that
+call. Its override here is one line into
+``girder_worker._celery_internals.read_redis_item``, where that reliance is
+written down and tested. ``Channel._get`` (the polling path) is the public
+virtual-transport method and is covered the same way. A garbage item is gone from
+Redis once popped: the line is its record.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any
 
 from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import Empty
+
+from .._celery_internals import read_redis_item
 
 __all__ = ["Channel", "Transport"]
 
@@ -55,21 +59,23 @@ def _describe(exc: BaseException) -> str:
     return text.encode("unicode_escape", "backslashreplace").decode("ascii")[:200]
 
 
+def _dropped(exc: Exception) -> bool:
+    """Log and drop the item ``exc`` came from if it was at fault; False for any other error."""
+    if not _of_the_item(exc):
+        return False
+    logger.error(
+        "dropped an item of a Redis queue that is not a task message (%s); something other than a Celery "
+        "client writes to this broker (the queue's list must hold kombu envelopes only)",
+        _describe(exc),
+    )
+    return True
+
+
 class Channel(kombu_redis.Channel):  # type: ignore[misc]
     """kombu's Redis channel; an item that is no kombu envelope is one log line."""
 
-    def _brpop_read(self, **options: Any) -> Any:
-        try:
-            return super()._brpop_read(**options)
-        except Exception as exc:
-            if not _of_the_item(exc):
-                raise
-            logger.error(
-                "dropped an item of a Redis queue that is not a task message (%s); something other than a Celery "
-                "client writes to this broker (the queue's list must hold kombu envelopes only)",
-                _describe(exc),
-            )
-            return True
+    def _brpop_read(self, **options: Any) -> Any:  # kombu's private reader: see read_redis_item
+        return read_redis_item(super()._brpop_read, options, _dropped)
 
     def _get(self, queue: str, *args: Any, **kwargs: Any) -> Any:
         try:

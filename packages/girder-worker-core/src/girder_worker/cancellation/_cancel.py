@@ -34,13 +34,12 @@ from celery.concurrency.thread import TaskPool as ThreadPool
 from celery.result import AsyncResult
 from celery.states import READY_STATES
 from celery.utils.functional import maybe_list
-from celery.worker import control as celery_control
-from celery.worker import state as worker_state
 from kombu.entity import Queue
 
 from girder_worker_utils import CancelFlag, TaskTerminated
-from girder_worker_utils._task import CANCEL_ATTR
+from girder_worker_utils.worker import CANCEL_ATTR
 
+from .._celery_internals import active_requests, mark_revoked, replace_revoke_command, reserved_requests
 from . import _moments
 from ._shm import SharedTable
 from ._store import CancelStore, store_for
@@ -80,7 +79,7 @@ class _Registry:
                 while len(self.cancelled) > _REMEMBERED:
                     self.cancelled.popitem(last=False)
                 flag = self.local.get(task_id)
-            worker_state.revoked.add(task_id)
+            mark_revoked((task_id,))
             if flag is not None:
                 flag.set(reason)
             if self.table is not None:
@@ -90,12 +89,7 @@ class _Registry:
 REGISTRY = _Registry()
 
 
-@celery_control.control_command(
-    name="revoke",
-    variadic="task_id",  # as Celery's own: `celery control revoke ID ...` passes the ids as task_id
-    signature="[id1 [id2 [... [idN]]]]",
-    help="Cancel tasks by id: queued ones never start, running ones see self.cancelled.",
-)
+@replace_revoke_command(help="Cancel tasks by id: queued ones never start, running ones see self.cancelled.")
 def _revoke_command(state: Any, task_id: Any, terminate: bool = False, signal: Any = None, **kwargs: Any) -> Any:
     # Replaces Celery's handler, which marks a revoked task REVOKED in the result
     # backend unless this worker runs it, even while another worker does: the state
@@ -103,7 +97,7 @@ def _revoke_command(state: Any, task_id: Any, terminate: bool = False, signal: A
     # worker that holds the task sets its final state, and termination goes through
     # the cancel listener, which works in every pool.
     task_ids = set(maybe_list(task_id) or [])
-    worker_state.revoked.update(task_ids)
+    mark_revoked(task_ids)
     return {"ok": f"tasks {', '.join(sorted(task_ids))} flagged as revoked"}
 
 
@@ -187,7 +181,7 @@ def interrupt_run(task_id: str) -> list[int] | None:
     flag = REGISTRY.local.get(task_id)
     if flag is None:
         return None
-    alone = sum(1 for _ in worker_state.active_requests) == 1
+    alone = sum(1 for _ in active_requests()) == 1
     killed = _kill_descendants(os.getpid()) if alone else []
     if flag.thread_id == threading.main_thread().ident:
         REGISTRY.main_thread_target = task_id
@@ -299,9 +293,9 @@ class CancelStep(bootsteps.StartStopStep):  # type: ignore[misc]
                     logger.error("could not record cancellations in %s: %s", self.app.backend.as_uri(), exc)
                 self._store_failed = True
         wanted = set(ids)
-        running = {r.id: r for r in list(worker_state.active_requests) if r.id in wanted}
+        running = {r.id: r for r in list(active_requests()) if r.id in wanted}
         hostname = self.worker.hostname
-        for request in [r for r in list(worker_state.reserved_requests) if r.id in wanted and r.id not in running]:
+        for request in [r for r in list(reserved_requests()) if r.id in wanted and r.id not in running]:
             _moments.received(hostname, request, reason, running=False, grace=None)
         for task_id, request in running.items():
             grace = 0.0 if terminate else self._grace_for(request)
@@ -325,7 +319,7 @@ class CancelStep(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def terminate(self, task_id: str) -> None:
         """Stop a cancelled task that is still running here, and what it started."""
-        request = next((r for r in worker_state.active_requests if r.id == task_id), None)
+        request = next((r for r in active_requests() if r.id == task_id), None)
         if request is None:
             return
         pool = self.worker.pool

@@ -172,10 +172,10 @@ class SlotFlag:
 
     def run_pending_callbacks(self) -> None:
         if self.is_set():
-            from girder_worker_utils._cancel import _run_callback
+            from girder_worker_utils.worker import run_cancel_callback
 
             for callback in self.take_callbacks():
-                _run_callback(callback)
+                run_cancel_callback(callback)
 
 
 def _write_reason(mem: mmap.mmap, base: int, reason: str) -> None:

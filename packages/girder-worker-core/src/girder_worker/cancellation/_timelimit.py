@@ -36,14 +36,20 @@ from typing import Any
 from billiard.einfo import ExceptionInfo
 from celery import bootsteps
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celery.worker import state as worker_state
 
 from girder_worker_utils import TaskTerminated
 
+from .._celery_internals import (
+    is_active,
+    request_of_pool_call,
+    request_time_limits,
+    take_worker_time_limits,
+    wrap_pool_apply_async,
+)
 from . import _moments
 from ._cancel import REGISTRY, CancelStep, _kill_descendants, grace_period, interrupt_run
 
-__all__ = ["TimeLimitStep", "girder_line", "reason_for"]
+__all__ = ["TimeLimitStep", "reason_for"]
 
 logger = logging.getLogger("girder_worker.timelimit")
 
@@ -58,15 +64,6 @@ def _seconds(value: float) -> str:
 def reason_for(limit: str, seconds: float) -> str:
     """The reason a run stopped by its ``limit`` (``"soft"`` or ``"hard"``) is given."""
     return f"{limit} time limit ({_seconds(seconds)}) exceeded"
-
-
-def girder_line(exception: BaseException) -> str | None:
-    """The job log line of a run that a time limit ended, or None for any other failure."""
-    if not isinstance(exception, (SoftTimeLimitExceeded, TimeLimitExceeded)):
-        return None
-    how = "the task was terminated" if isinstance(exception.__cause__, TaskTerminated) else "the task stopped"
-    reason = exception.args[0] if exception.args else type(exception).__name__  # billiard's str() adds the type
-    return f"girder-worker: {reason}; {how}"
 
 
 @dataclass
@@ -86,7 +83,7 @@ class _Run:
     def running(self) -> Any:
         """Its request while it runs here, else None."""
         request = self.request
-        return request if request is not None and request in worker_state.active_requests else None
+        return request if request is not None and is_active(request) else None
 
     @property
     def last_limit(self) -> tuple[str, float] | None:
@@ -111,7 +108,11 @@ class _Timer:
     def at(self, when: float, function: Callable[..., None], *args: Any) -> None:
         with self._cond:
             heapq.heappush(self._heap, (when, next(self._seq), function, args))
-            self._cond.notify()
+            # The thread sleeps until the earliest deadline: it needs waking only when
+            # this one is now the earliest. (Every run with a time limit comes here as it
+            # starts; waking the thread each time made it contend for the GIL per task.)
+            if self._heap[0][0] == when:
+                self._cond.notify()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="girder-worker-time-limits", daemon=True)
@@ -149,22 +150,15 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.app = worker.app
         # The worker-wide limits. Every step is made before any creates the pool, so
         # the pool never sees them: Celery would otherwise enforce them on its own.
-        self.default_hard: float | None = worker.time_limit or None
-        self.default_soft: float | None = worker.soft_time_limit or None
-        worker.time_limit = worker.soft_time_limit = None
+        self.default_hard: float | None
+        self.default_soft: float | None
+        self.default_hard, self.default_soft = take_worker_time_limits(worker)
         self.prefork = False
         self.timer = _Timer()
 
     def create(self, worker: Any) -> None:
         self.prefork = REGISTRY.table is not None
-        apply_async = worker.pool.apply_async
-
-        # Celery's Request classes bind pool.apply_async when the consumer starts,
-        # after this: they call this function.
-        def apply_with_limits(target: Any, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-            return apply_async(target, args, kwargs, **self._options(options))
-
-        worker.pool.apply_async = apply_with_limits
+        wrap_pool_apply_async(worker.pool, self._options)
 
     def start(self, worker: Any) -> None:
         self._warn_unseen_soft_limits()
@@ -177,14 +171,14 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
     def _options(self, options: dict[str, Any]) -> dict[str, Any]:
         """The pool's options for one run: no time limits of Celery's, ours instead."""
         # Celery's Request hands over its on_timeout; without a request, Celery keeps them.
-        request = getattr(options.get("timeout_callback"), "__self__", None)
+        request = request_of_pool_call(options)
         if request is None:
             return options
         given_soft, given_hard = options.pop("soft_timeout", None), options.pop("timeout", None)
         # The call's limits, else the task's as they are now: Celery's request class
         # keeps the task's limits from the worker's start, so `celery control
         # time_limit` would not reach a task that already ran here.
-        call_hard, call_soft = getattr(request, "time_limits", (None, None)) or (None, None)
+        call_hard, call_soft = request_time_limits(request)
         task = getattr(request, "task", None)
         soft = call_soft or getattr(task, "soft_time_limit", None) or given_soft or self.default_soft
         hard = call_hard or getattr(task, "time_limit", None) or given_hard or self.default_hard

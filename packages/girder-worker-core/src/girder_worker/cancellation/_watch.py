@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from girder_worker_utils._cancel import _run_callback
+from girder_worker_utils.worker import run_cancel_callback
 
 POLL_SECONDS = 0.01
 
@@ -18,7 +18,7 @@ def watch(flag: Any) -> threading.Event:
         while not done.wait(POLL_SECONDS):
             if flag.is_set():
                 for callback in flag.take_callbacks():
-                    _run_callback(callback)
+                    run_cancel_callback(callback)
                 return
 
     threading.Thread(target=loop, name="girder-worker-cancel-watch", daemon=True).start()

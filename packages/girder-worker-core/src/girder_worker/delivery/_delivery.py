@@ -29,11 +29,20 @@ from typing import Any, TypeGuard
 from billiard.einfo import ExceptionInfo
 from billiard.exceptions import WorkerLostError
 from celery import bootsteps
-from celery.worker import state as worker_state
 
 from girder_worker_utils import TaskLost
 
+from .._celery_internals import (
+    is_revoked,
+    replace_request_callbacks,
+    request_message,
+    request_retries,
+    task_ready,
+    terminated_on_purpose,
+    worker_lost_detail,
+)
 from .._config import DELIVERY_POLICIES, Config
+from .._outcome import of_lost
 from ..broker._housekeeping import SWEEP_INTERVAL_SECONDS, result_expiry, sweep
 from ..cancellation import _moments
 from ..monitoring import _metrics
@@ -130,7 +139,7 @@ def contradictions(app: Any) -> list[str]:
 
 def message_of(request: Any) -> dict[str, Any]:
     """What it takes to publish ``request``'s message again, as JSON-able data."""
-    message = request._message
+    message = request_message(request)
     body = message.body
     if isinstance(body, bytes):
         try:
@@ -180,9 +189,9 @@ class Delivery:
     # -- the worker's main process, as tasks go to the pool --------------------
     def admit(self, request: Any) -> bool:
         """Claim ``request``'s lease; False if it must not run (handled here)."""
-        if request.id in worker_state.revoked:
+        if is_revoked(request.id):
             return True  # Celery reports it revoked; no run, no lease
-        attempt = int(request._request_dict.get("retries") or 0)
+        attempt = request_retries(request)
         try:
             claim = self.store.claim(request.id, self.holder, message_of(request), attempt)
         except Exception as exc:
@@ -223,6 +232,10 @@ class Delivery:
             )
         return True
 
+    def holds(self, task_id: str) -> bool:
+        """Whether this worker claimed the lease of ``task_id``'s run (admitted, not ended)."""
+        return task_id in self._attempts
+
     def _drop_duplicate(self, request: Any, claim: Claim) -> None:
         where = (
             "after it finished"
@@ -232,7 +245,7 @@ class Delivery:
         logger.warning("task %s[%s] was delivered again %s; the duplicate was dropped", request.name, request.id, where)
         _metrics.duplicate_dropped(request.name)
         request.acknowledge()
-        worker_state.task_ready(request)
+        task_ready(request)
         with self._lock:
             self._attempts.pop(request.id, None)
 
@@ -348,7 +361,7 @@ class Delivery:
             if self.announce_failed is not None:
                 self.announce_failed(task_id, failure)
             self.store.release([(task_id, int(headers.get("retries") or 0))], holder, DONE)
-            _girder_signals.report_to_job(headers, self.app, f"girder-worker: {failure}; the job failed")
+            _girder_signals.end_job_of(headers, self.app, of_lost(failure))
         return count
 
     # -- applying the policy ------------------------------------------------------
@@ -373,12 +386,11 @@ class Delivery:
                     policy.limit,
                 )
                 _moments.lost(self.hostname, task_id, str(name), how, delivered_again=True)
-                _girder_signals.report_to_job(
+                _girder_signals.note_on_job(
                     headers,
                     self.app,
                     f"girder-worker: the worker running this job was lost ({how}); it was delivered again "
                     f"(delivery {deliveries + 1} of {policy.limit})",
-                    final=False,
                 )
                 return None
         reason = _lost_reason(deliveries, policy)
@@ -435,7 +447,7 @@ def watch_run(delivery: Delivery, request: Any) -> bool:
             exc_info = delivery.pool_process_lost(request, _how(exc))
             if exc_info is None:  # delivered again
                 request.acknowledge()  # the original message, if the task acknowledges late
-                worker_state.task_ready(request)
+                task_ready(request)
                 return None
             return_ok = False
         try:
@@ -443,13 +455,12 @@ def watch_run(delivery: Delivery, request: Any) -> bool:
         finally:
             delivery.finished(request.id)
 
-    request.on_success = released_on_success
-    request.on_failure = lost_or_failed
+    replace_request_callbacks(request, released_on_success, lost_or_failed)
     return True
 
 
 def _is_loss(request: Any, exc: BaseException) -> bool:
-    if request._already_revoked or request._already_cancelled:  # terminated on purpose
+    if terminated_on_purpose(request):
         return False
     return isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt))
 
@@ -457,8 +468,8 @@ def _is_loss(request: Any, exc: BaseException) -> bool:
 def _how(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"exited with code {exc.code}"
-    detail = str(exc).split("Job:")[0].strip().rstrip(".")
-    return "died" + (f" ({detail.removeprefix('Worker exited prematurely: ')})" if detail else "")
+    detail = worker_lost_detail(exc)
+    return "died" + (f" ({detail})" if detail else "")
 
 
 def _einfo(exc: BaseException) -> ExceptionInfo:

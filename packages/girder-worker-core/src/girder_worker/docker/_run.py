@@ -20,7 +20,7 @@ import logging
 import threading
 from typing import Any
 
-from girder_worker_utils._transforms_run import result_hooks
+from girder_worker_utils.worker import result_hooks
 
 from ._client import RESERVED_RUN_OPTIONS, docker_client, run_options
 from ._container import REMOVE_LABEL, TASK_LABEL, create_kwargs, gpu_refused, without_gpu

@@ -24,13 +24,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from celery import signals
-from celery._state import _task_stack
 from kombu.utils.json import dumps
 
-from girder_worker_utils._job import GIRDER_HEADERS, GIRDER_OPTIONS
-from girder_worker_utils._transforms_run import model_repr, walk
 from girder_worker_utils.wire import flatten
+from girder_worker_utils.worker import GIRDER_HEADERS, GIRDER_OPTIONS, model_repr, walk
 
+from .._celery_internals import current_task
 from ..context import girder_context, in_girder_request
 from ._reporter import reporter
 from ._rest import GirderUnavailable
@@ -45,7 +44,7 @@ CREATE_TIMEOUT = (5.0, 30.0)
 
 def _parent_request() -> Any:
     """The request of the task running in this thread, if it runs as a task."""
-    task = _task_stack.top
+    task = current_task()
     request = getattr(task, "request", None) if task is not None else None
     return request if getattr(request, "id", None) else None
 

@@ -10,8 +10,11 @@ A run whose message carries a ``jobInfoSpec`` header reports to that job:
   run stopped, was terminated, or never started;
 * ``task_postrun``: what is left of the log.
 
-Each final status follows the whole log. Every handler is registered with a
-``dispatch_uid``, and none of them raises into Celery or the task.
+What the final status is, and the line the log ends with, is decided by
+:mod:`girder_worker._outcome`; :func:`end_job` is the one place that writes a
+job's final status (also for messages whose run never reports: unknown, refused,
+lost with its worker). Each final status follows the whole log. Every handler is
+registered with a ``dispatch_uid``, and none of them raises into Celery or the task.
 """
 
 from __future__ import annotations
@@ -25,12 +28,11 @@ from typing import Any
 
 from celery import signals
 
-from girder_worker_utils import CancelFlag, JobStatus, TaskLost
-from girder_worker_utils._job import GIRDER_CLIENT_ATTR, JOB_MANAGER_ATTR
-from girder_worker_utils._task import CANCEL_ATTR
+from girder_worker_utils import CancelFlag
+from girder_worker_utils.worker import CANCEL_ATTR, GIRDER_CLIENT_ATTR, JOB_MANAGER_ATTR
 
+from .._outcome import Outcome, of_failure, of_revoked, of_success, of_unknown_task
 from ..cancellation import _cancel as _cancel  # its task_prerun receiver, which attaches the cancel flag, runs first
-from ..cancellation._timelimit import girder_line
 from ..monitoring._log_filter import remember_secret, safe_text
 from . import _job_log
 from ._job import JobChannel
@@ -143,10 +145,14 @@ def _cancel_run(request: Any) -> None:
     flag.set("cancelled in Girder")
 
 
-def _finish(channel: JobChannel, status: JobStatus) -> None:
+def end_job(channel: JobChannel, outcome: Outcome) -> None:
+    """End the run's Girder job as ``outcome`` says: the rest of the captured output, the
+    outcome's log line, then its final status. The only writer of a job's final status."""
     _job_log.end(channel.write_output)
     channel.on_cancel = None
-    channel.finish(status)
+    if outcome.log:
+        channel.write(outcome.log)
+    channel.finish(outcome.job_status)
 
 
 @signals.task_received.connect(dispatch_uid="girder_worker.girder.received")
@@ -198,7 +204,7 @@ def _on_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> N
 def _on_success(sender: Any = None, **kwargs: Any) -> None:
     channel = _channel_of(sender)
     if channel is not None:
-        _finish(channel, JobStatus.SUCCESS)
+        end_job(channel, of_success())
 
 
 @signals.task_failure.connect(dispatch_uid="girder_worker.girder.failure")
@@ -208,9 +214,7 @@ def _on_failure(
     if not _is_ours(sender):
         return
     channel = _channel_of(sender)
-    limit_line = girder_line(exception) if isinstance(exception, BaseException) else None
-    # A time limit cancels the run too, but ends it as a failure.
-    cancelled = limit_line is None and channel is not None and bool(getattr(sender, "cancelled", False))
+    cancelled = channel is not None and bool(getattr(sender, "cancelled", False))
     with _received_lock:
         remembered = _received.pop(task_id or "", None)
     if channel is None and remembered is not None:  # the pool process is gone: report from here
@@ -218,16 +222,7 @@ def _on_failure(
         channel = _open(SimpleNamespace(**request_dict), getattr(task, "app", None))
     if channel is None:
         return
-    if isinstance(exception, TaskLost):  # no traceback: the process that had one is gone
-        text = f"girder-worker: {exception}; the job failed"
-    else:
-        text = getattr(einfo, "traceback", None) or f"{type(exception).__name__}: {exception}"
-    if limit_line is not None:  # which limit, not a traceback of the worker's machinery
-        text = limit_line
-    channel.write(text if text.endswith("\n") else text + "\n")
-    if cancelled:
-        channel.write("girder-worker: the task raised after it was cancelled\n")
-    _finish(channel, JobStatus.CANCELED if cancelled else JobStatus.ERROR)
+    end_job(channel, of_failure(exception, getattr(einfo, "traceback", None), cancelled=cancelled))
 
 
 @signals.task_revoked.connect(dispatch_uid="girder_worker.girder.revoked")
@@ -243,42 +238,44 @@ def _on_revoked(
             return
     with _received_lock:
         _received.pop(getattr(request, "id", None) or "", None)
-    if terminated:
-        channel.write("girder-worker: the task did not stop within its cancel grace period and was terminated\n")
-    elif expired:
-        channel.write("girder-worker: the task expired before it could run\n")
-    _finish(channel, JobStatus.CANCELED)
+    end_job(channel, of_revoked(terminated=terminated, expired=expired))
 
 
 @signals.task_unknown.connect(dispatch_uid="girder_worker.girder.unknown")
 def _on_unknown(sender: Any = None, message: Any = None, name: str | None = None, **kwargs: Any) -> None:
     # The message is discarded; without this its job would wait in QUEUED for ever.
     hostname = getattr(sender, "hostname", None) or "this worker"
-    report_to_job(
+    end_job_of(
         getattr(message, "headers", None) or {},
         getattr(sender, "app", None),
-        f"girder-worker: {safe_text(hostname)} has no task named '{safe_text(name)}'; is the plugin that has it "
-        "installed?",
+        of_unknown_task(safe_text(hostname), safe_text(name)),
     )
 
 
-def report_to_job(headers: Mapping[str, Any], app: Any, line: str, *, final: bool = True) -> JobChannel | None:
-    """Write ``line`` to the log of the Girder job that message ``headers`` name, if any.
-
-    For a message whose run will not report (unknown, rejected, lost with its
-    worker). With ``final`` the job then ends ERROR; without, it stays as it is.
-    """
+def _channel_for(headers: Mapping[str, Any], app: Any) -> JobChannel | None:
     if "jobInfoSpec" not in headers:
         return None
-    channel = _open(SimpleNamespace(**headers), app)
-    if channel is None:
-        return None
-    channel.write(line if line.endswith("\n") else line + "\n")
-    if final:
-        channel.finish(JobStatus.ERROR)
-    else:
-        channel.close()
+    return _open(SimpleNamespace(**headers), app)
+
+
+def end_job_of(headers: Mapping[str, Any], app: Any, outcome: Outcome) -> JobChannel | None:
+    """End the Girder job that message ``headers`` name, if any, as ``outcome`` says.
+
+    For a message whose run will not report (unknown, refused, lost with its worker).
+    """
+    channel = _channel_for(headers, app)
+    if channel is not None:
+        end_job(channel, outcome)
     return channel
+
+
+def note_on_job(headers: Mapping[str, Any], app: Any, line: str) -> None:
+    """Write ``line`` to the log of the Girder job that message ``headers`` name, if any; its
+    status stays as it is (a task delivered again after its worker was lost)."""
+    channel = _channel_for(headers, app)
+    if channel is not None:
+        channel.write(line if line.endswith("\n") else line + "\n")
+        channel.close()
 
 
 @signals.task_retry.connect(dispatch_uid="girder_worker.girder.retry")

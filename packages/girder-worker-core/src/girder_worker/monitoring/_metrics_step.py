@@ -23,6 +23,7 @@ from typing import Any
 
 from celery import bootsteps
 
+from .._celery_internals import use_prometheus_multiprocess_values
 from ..delivery._pids import pid_alive
 from . import _metrics
 
@@ -94,18 +95,16 @@ class MetricsStep(bootsteps.StartStopStep):  # type: ignore[misc]
         atexit.register(_remove, self.path, os.getpid())
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = self.path
         try:
-            from prometheus_client import CollectorRegistry, values
+            from prometheus_client import CollectorRegistry
         except ImportError:
             logger.error(
                 "GIRDER_WORKER_METRICS_PORT is set, but prometheus_client is not installed; "
                 "install it with `pip install girder-worker-core[metrics]`, or unset the variable"
             )
             raise SystemExit(2) from None
-        if not getattr(values.ValueClass, "_multiprocess", False):
-            # Imported earlier in this process (by a plugin, say) without the variable.
-            # prometheus_client reads values.ValueClass whenever a metric is made
-            # (checked with 0.26), so setting it gives ours the multiprocess mode.
-            values.ValueClass = values.MultiProcessValue()
+        # prometheus_client may have been imported earlier in this process (by a plugin,
+        # say) without the variable.
+        use_prometheus_multiprocess_values()
         _metrics.enable(worker.app)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_WorkerCollector(self.path))

@@ -8,7 +8,7 @@ girder-worker's other endings get theirs here:
 
 * a run that saw its cancel and stopped (or was interrupted in its thread after its
   grace period: ``terminated=True``) ends with
-  :class:`~girder_worker_utils._exceptions.RunRevoked`, which Celery treats as
+  :class:`~girder_worker_utils.worker.RunRevoked`, which Celery treats as
   ``Ignore`` and announces nothing for: :func:`follow` announces it revoked;
 * a task whose whole worker was lost and that is failed by another worker: that
   worker sends ``task-failed`` (:func:`announce_lost`).
@@ -27,8 +27,9 @@ from typing import Any
 from celery.app.events import Events as CeleryEvents
 from celery.events.dispatcher import EventDispatcher as CeleryDispatcher
 
-from girder_worker_utils._exceptions import RunRevoked
+from girder_worker_utils.worker import RunRevoked
 
+from .._celery_internals import event_dispatcher, replace_request_callbacks
 from ..cancellation import _moments
 from ..cancellation._cancel import REGISTRY
 
@@ -74,8 +75,7 @@ def follow(request: Any, hostname: str) -> None:
             REGISTRY.forget_arrival(request.id)
         return on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
-    request.on_success = succeeded
-    request.on_failure = revoked_or_failed
+    replace_request_callbacks(request, succeeded, revoked_or_failed)
 
 
 def _announce(request: Any, hostname: str, exc: RunRevoked) -> None:
@@ -92,7 +92,7 @@ def _announce(request: Any, hostname: str, exc: RunRevoked) -> None:
 def announce_lost(worker: Any, task_id: str, reason: str) -> None:
     """Send ``task-failed`` for a task of a lost worker that ``worker`` failed."""
     fields = {"uuid": task_id, "exception": f"TaskLost({reason!r})", "traceback": ""}
-    dispatcher = getattr(getattr(worker, "consumer", None), "event_dispatcher", None)
+    dispatcher = event_dispatcher(getattr(worker, "consumer", None))
     if dispatcher is not None:
         # It serialises its publishing under its own lock; this runs in the lease thread.
         dispatcher.send("task-failed", **fields)

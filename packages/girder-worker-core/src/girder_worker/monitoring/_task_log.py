@@ -20,15 +20,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from celery import signals
-from celery._state import get_current_task
 from celery.app.log import TaskFormatter
 from celery.utils.log import ColorFormatter
 
-from girder_worker_utils._job import JOB_MANAGER_ATTR
+from girder_worker_utils.worker import JOB_MANAGER_ATTR
+
+from .._celery_internals import current_task, ignored_task_line, task_line_fields
 
 __all__ = ["JsonFormatter", "TaskAwareFormatter", "install"]
 
@@ -44,7 +44,7 @@ class TaskAwareFormatter(ColorFormatter):  # type: ignore[misc]
 
     def format(self, record: logging.LogRecord) -> str:
         # Celery's own task lines ("Task x[id] succeeded ...") name their task already.
-        if not isinstance(getattr(record, "data", None), Mapping) and _running() is not None:
+        if task_line_fields(record) is None and _running() is not None:
             return str(self.task_formatter.format(record))
         return str(super().format(record))
 
@@ -68,8 +68,8 @@ class JsonFormatter(logging.Formatter):
             job_id = _job_id(request)
             if job_id is not None:
                 entry["girder_job_id"] = job_id
-        data = getattr(record, "data", None)  # Celery's task lines name their task here
-        if isinstance(data, Mapping) and "task_id" not in entry and data.get("id"):
+        data = task_line_fields(record)  # Celery's task lines name their task here
+        if data is not None and "task_id" not in entry and data.get("id"):
             entry["task_name"] = str(data.get("name"))
             entry["task_id"] = str(data.get("id"))
         if record.exc_info and not record.exc_text:
@@ -81,7 +81,7 @@ class JsonFormatter(logging.Formatter):
 
 def _running() -> tuple[Any, Any] | None:
     """The task running in this thread and its request, or None."""
-    task = get_current_task()
+    task = current_task()
     if task is None:
         return None
     request = task.request_stack.top
@@ -98,8 +98,8 @@ class _RevokedNotIgnored(logging.Filter):
     """Celery's "Task x[id] ignored" line of a cancelled run, said as what it is."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, Mapping) and args.get("description") == "ignored":
+        args = ignored_task_line(record)
+        if args is not None:
             exc = str(args.get("exc", ""))
             if exc.startswith("RunRevoked("):
                 reason = _reason_of(exc)

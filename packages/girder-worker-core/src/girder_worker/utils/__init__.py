@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from girder_worker_utils import JobManager, JobStatus, Task, TaskCancelled
-from girder_worker_utils._transforms_run import model_repr as _maybe_model_repr
-from girder_worker_utils._transforms_run import walk as _walk_obj
+from girder_worker_utils.worker import model_repr as _maybe_model_repr
+from girder_worker_utils.worker import walk as _walk_obj
 
 __all__ = [
     "BUILTIN_CELERY_TASKS",
