@@ -34,12 +34,6 @@ class Worker(CeleryWorker):  # type: ignore[misc]
             self._runs_in_loop = getattr(self, "hub", None) is not None and isinstance(self.pool, SoloPool)
         if self._runs_in_loop:
             acknowledge_when_started(req, self.consumer)
-        elif self.delivery is not None and self.delivery.holds(req.id) and not req.task.acks_late:
-            # Its lease keeps the message from here (delivery/_leases.py): acknowledged at
-            # the loop's next turn, not when a pool process accepts it, so the broker can
-            # send the next message meanwhile (with fair dispatch on RabbitMQ it sends one
-            # at a time, only once the last one is acknowledged).
-            req.acknowledge()
         return True
 
     def startup_info(self, artlines: bool = True) -> str:

@@ -232,10 +232,6 @@ class Delivery:
             )
         return True
 
-    def holds(self, task_id: str) -> bool:
-        """Whether this worker claimed the lease of ``task_id``'s run (admitted, not ended)."""
-        return task_id in self._attempts
-
     def _drop_duplicate(self, request: Any, claim: Claim) -> None:
         where = (
             "after it finished"
