@@ -68,7 +68,12 @@ def test_json_log_lines_name_the_task_and_mask_secrets(env_for, start_worker, qu
     failing = app.send_task("gwtest.fail", args=["see http://girder/api?token=s3cretvalue"], queue=unique_queue)
     chatter.get(timeout=30)
     wait_for(lambda: failing.state == "FAILURE", what="the failure")
-    wait_for(lambda: any(e.get("task_id") == failing.id for e in _json_lines(worker.log)), what="its log line")
+    # Its ERROR line, not just any line naming it: the "received" line comes first, and the
+    # pool process may write the ERROR line after the FAILURE state is visible.
+    wait_for(
+        lambda: any(e.get("task_id") == failing.id and e["level"] == "ERROR" for e in _json_lines(worker.log)),
+        what="its ERROR log line",
+    )
 
     entries = _json_lines(worker.log)
     non_json = [line for line in worker.log.splitlines() if line.strip() and not line.startswith("{")]
