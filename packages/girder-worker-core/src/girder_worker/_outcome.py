@@ -14,14 +14,15 @@ cannot disagree.
 The Celery state itself is stored by Celery's tracer from what the run raised:
 girder-worker's task class raises what makes it right (``RunRevoked`` after
 storing ``REVOKED`` for a cancelled run, ``TimeLimitExceeded`` for a run a limit
-stopped), and the delivery step stores ``FAILURE`` with
-:class:`~girder_worker_utils.TaskLost` for a lost one.
+stopped); for a lost run, whose tracer is gone, the delivery step stores
+``FAILURE`` with :class:`~girder_worker_utils.TaskLost` through :func:`store_state`.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from celery import states
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
@@ -31,12 +32,14 @@ from girder_worker_utils import JobStatus, TaskLost, TaskTerminated
 __all__ = [
     "Ending",
     "Outcome",
+    "line_of",
     "of_failure",
     "of_lost",
     "of_refused",
     "of_revoked",
     "of_success",
     "of_unknown_task",
+    "store_state",
     "time_limit_line",
 ]
 
@@ -95,8 +98,20 @@ class Outcome:
         return _STATE[self.ending][2]
 
 
-def _line(text: str) -> str:
+def line_of(text: str) -> str:
+    """``text`` as lines of a job's log: ending with a newline, unless it is empty."""
     return text if not text or text.endswith("\n") else text + "\n"
+
+
+def store_state(backend: Any, task_id: str, outcome: Outcome, exception: BaseException) -> None:
+    """Store ``outcome``'s Celery state as ``task_id``'s result in ``backend``, for a run whose
+    tracer cannot (its worker was lost): ``FAILURE`` with ``exception``, as Celery stores a failure.
+
+    The other states are stored where the run ends (the tracer, the task class's cancel).
+    """
+    if outcome.state != states.FAILURE:
+        raise ValueError(f"a {outcome.ending.value} run's state ({outcome.state}) is stored where it ends")
+    backend.mark_as_failure(task_id, exception)
 
 
 def of_success() -> Outcome:
@@ -121,10 +136,10 @@ def of_failure(exception: object, traceback: str | None = None, *, cancelled: bo
     if isinstance(exception, BaseException):
         limit = time_limit_line(exception)
         if limit is not None:  # which limit, not a traceback of the worker's machinery; a failure, not a cancel
-            return Outcome(Ending.TIME_LIMIT, _line(limit))
+            return Outcome(Ending.TIME_LIMIT, line_of(limit))
         if isinstance(exception, TaskLost):  # no traceback: the process that had one is gone
             return of_lost(exception.reason)
-    text = _line(traceback or f"{type(exception).__name__}: {exception}")
+    text = line_of(traceback or f"{type(exception).__name__}: {exception}")
     if cancelled:
         return Outcome(Ending.FAILED_CANCELLED, text + "girder-worker: the task raised after it was cancelled\n")
     return Outcome(Ending.FAILED, text)
@@ -149,7 +164,7 @@ def of_lost(reason: str) -> Outcome:
 
 def of_refused(text: str) -> Outcome:
     """The worker refused the run's message (``text`` names what, where and the fix)."""
-    return Outcome(Ending.REFUSED, _line(text))
+    return Outcome(Ending.REFUSED, line_of(text))
 
 
 def of_unknown_task(hostname: str, name: str) -> Outcome:

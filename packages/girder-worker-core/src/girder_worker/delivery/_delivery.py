@@ -42,7 +42,7 @@ from .._celery_internals import (
     worker_lost_detail,
 )
 from .._config import DELIVERY_POLICIES, Config
-from .._outcome import of_lost
+from .._outcome import of_lost, store_state
 from ..broker._housekeeping import SWEEP_INTERVAL_SECONDS, result_expiry, sweep
 from ..cancellation import _moments
 from ..monitoring import _metrics
@@ -173,7 +173,7 @@ class Delivery:
     def __init__(self, app: Any, hostname: str, store: LeaseStore) -> None:
         self.app = app
         self.hostname = hostname
-        #: Called with (task id, reason) when this worker fails a task of a lost worker.
+        #: Called with (task id, reason, outcome) when this worker fails a task of a lost worker.
         self.announce_failed: Any = None
         self.config: Config = app.girder_worker_config
         self.store = store
@@ -353,11 +353,12 @@ class Delivery:
             failure = self._apply(task_id, lease.deliveries, lease.message, policy, how)
             if failure is None:
                 continue
-            self.app.backend.mark_as_failure(task_id, TaskLost(failure))
+            outcome = of_lost(failure)
+            store_state(self.app.backend, task_id, outcome, TaskLost(failure))
             if self.announce_failed is not None:
-                self.announce_failed(task_id, failure)
+                self.announce_failed(task_id, failure, outcome)
             self.store.release([(task_id, int(headers.get("retries") or 0))], holder, DONE)
-            _girder_signals.end_job_of(headers, self.app, of_lost(failure))
+            _girder_signals.end_job_of(headers, self.app, outcome)
         return count
 
     # -- applying the policy ------------------------------------------------------

@@ -31,7 +31,7 @@ from celery import signals
 from girder_worker_utils import CancelFlag
 from girder_worker_utils.worker import CANCEL_ATTR, GIRDER_CLIENT_ATTR, JOB_MANAGER_ATTR
 
-from .._outcome import Outcome, of_failure, of_revoked, of_success, of_unknown_task
+from .._outcome import Outcome, line_of, of_failure, of_revoked, of_success, of_unknown_task
 from ..cancellation import _cancel as _cancel  # its task_prerun receiver, which attaches the cancel flag, runs first
 from ..monitoring._log_filter import remember_secret, safe_text
 from . import _job_log
@@ -274,7 +274,7 @@ def note_on_job(headers: Mapping[str, Any], app: Any, line: str) -> None:
     status stays as it is (a task delivered again after its worker was lost)."""
     channel = _channel_for(headers, app)
     if channel is not None:
-        channel.write(line if line.endswith("\n") else line + "\n")
+        channel.write(line_of(line))
         channel.close()
 
 

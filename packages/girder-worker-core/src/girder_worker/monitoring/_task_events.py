@@ -27,9 +27,11 @@ from typing import Any
 from celery.app.events import Events as CeleryEvents
 from celery.events.dispatcher import EventDispatcher as CeleryDispatcher
 
+from girder_worker_utils import TaskLost
 from girder_worker_utils.worker import RunRevoked
 
 from .._celery_internals import event_dispatcher, replace_request_callbacks
+from .._outcome import Outcome, of_lost
 from ..cancellation import _moments
 from ..cancellation._cancel import REGISTRY
 
@@ -89,13 +91,18 @@ def _announce(request: Any, hostname: str, exc: RunRevoked) -> None:
     request.send_event("task-revoked", terminated=exc.terminated, signum=None, expired=False, reason=reason)
 
 
-def announce_lost(worker: Any, task_id: str, reason: str) -> None:
-    """Send ``task-failed`` for a task of a lost worker that ``worker`` failed."""
-    fields = {"uuid": task_id, "exception": f"TaskLost({reason!r})", "traceback": ""}
+def announce_lost(worker: Any, task_id: str, reason: str, outcome: Outcome | None = None) -> None:
+    """Send the event of a task of a lost worker that ``worker`` failed because ``reason``
+    (``outcome``'s, :func:`~girder_worker._outcome.of_lost` of ``reason`` unless given: ``task-failed``).
+
+    Its fields are those of Celery's own ``task-failed``: the exception's repr, no traceback.
+    """
+    event = (outcome if outcome is not None else of_lost(reason)).event
+    fields = {"uuid": task_id, "exception": repr(TaskLost(reason)), "traceback": ""}
     dispatcher = event_dispatcher(getattr(worker, "consumer", None))
     if dispatcher is not None:
         # It serialises its publishing under its own lock; this runs in the lease thread.
-        dispatcher.send("task-failed", **fields)
+        dispatcher.send(event, **fields)
     elif worker.task_events:  # at start, before the consumer connected: the worker's setting
         with worker.app.events.default_dispatcher(hostname=worker.hostname) as once:
-            once.send("task-failed", **fields)
+            once.send(event, **fields)
