@@ -342,6 +342,83 @@ def test_redis_brpop_read():
     assert "return True" in source_of(read), broken("Channel._brpop_read returning True for an item read", user)
 
 
+# -- celery.backends ------------------------------------------------------------------
+
+
+def _result_store_trace(backend_class: type, db: int) -> list:
+    """The records, lifetimes and announcements a backend leaves in Redis db ``db`` for a
+    sequence of states that covers every rule of Celery's store: a state replacing another,
+    FAILURE's own lifetime, a SUCCESS that a later state must not replace, extended meta."""
+    import redis
+    from celery import states
+
+    url = f"redis://127.0.0.1:6379/{db}"
+    app = Celery(set_as_current=False, broker="memory://", backend=url)
+    app.conf.update(result_extended=True, result_serializer="json", result_failure_expires=123)
+    backend = backend_class(app=app, url=url)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    pubsub = client.pubsub()
+    first, second = "compat-result-1", "compat-result-2"
+    pubsub.subscribe(*(backend.get_key_for_task(t) for t in (first, second)))
+    pubsub.get_message(timeout=1)
+    pubsub.get_message(timeout=1)
+
+    class Request:
+        id, task, args, kwargs, hostname, retries, delivery_info = first, "compat.echo", (1,), {}, "h", 0, {}
+        parent_id = root_id = group = group_index = chord = None
+        ignore_result = False
+
+    trace = []
+    for task_id, result, state in [
+        (first, {"pid": 1, "hostname": "h"}, states.STARTED),
+        (first, {"current": 1, "total": 3}, "PROGRESS"),
+        (first, {"answer": [1, "two", None]}, states.SUCCESS),
+        (first, {"pid": 2, "hostname": "h"}, states.STARTED),
+        (second, ValueError("bad input"), states.FAILURE),
+    ]:
+        Request.id = task_id
+        traceback = "Traceback ...\nValueError: bad input" if state == states.FAILURE else None
+        backend.store_result(task_id, result, state, traceback=traceback, request=Request)
+        key = backend.get_key_for_task(task_id)
+        stored = json.loads(client.get(key))
+        stored.pop("date_done", None)
+        message = pubsub.get_message(timeout=1)
+        announced = json.loads(message["data"]) if message else None
+        if announced:
+            announced.pop("date_done", None)
+        trace.append((state, stored, client.ttl(key), announced))
+    pubsub.close()
+    client.flushdb()
+    app.close()
+    return trace
+
+
+def test_redis_result_backend_stores_what_celery_stores():
+    """girder-worker's one-round-trip Redis result backend leaves exactly what Celery's own leaves."""
+    from celery.backends.redis import RedisBackend
+
+    from girder_worker.broker._redis_results import ResultBackend
+
+    users = ("_celery_internals.encoded_result_meta", "_celery_internals.redis_value_limit")
+    assert isinstance(getattr(RedisBackend, "_MAX_STR_VALUE_SIZE", None), int), broken(
+        "RedisBackend._MAX_STR_VALUE_SIZE", *users
+    )
+    assert "_get_result_meta" in source_of(RedisBackend._store_result), broken(
+        "BaseKeyValueStoreBackend._store_result calling _get_result_meta", *users
+    )
+    theirs = _result_store_trace(RedisBackend, 14)
+    ours = _result_store_trace(ResultBackend, 15)
+    assert ours == theirs, broken("what Celery's Redis result backend stores for a state", *users)
+    # The rules themselves, so that the comparison cannot pass on two equally wrong stores.
+    assert [t[1]["status"] for t in ours] == ["STARTED", "PROGRESS", "SUCCESS", "SUCCESS", "FAILURE"]
+    assert ours[3][3] is None, "a STARTED after the SUCCESS was announced"
+    assert ours[4][2] == 123, "FAILURE's own lifetime (result_failure_expires)"
+    assert 0 < ours[0][2] <= 86400, "result_expires"
+    assert ours[2][1]["name"] == "compat.echo", "extended meta"
+    assert ours[2][1]["args"] == [1], "extended meta"
+
+
 def test_virtual_qos_can_consume_is_looked_up_on_the_instance():
     from kombu.transport import virtual
 

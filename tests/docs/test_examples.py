@@ -187,6 +187,8 @@ def test_every_example_has_a_test():
         "progress_client.py",  # tests/docs/test_progress_page.py
         "progress_tasks.py",
         "publish_during_outage.py",
+        "redis_results.py",
+        "redis_results_output.txt",
         "routing_plugin.py",
         "setup.py",
         "thumbnails.env",
@@ -265,3 +267,11 @@ def test_delivery_tasks_example_behaves_as_documented(start_worker, tmp_path):
         )
     finally:
         close_app(app)
+
+
+def test_redis_results_example_prints_what_the_page_shows(run):
+    # db 13: the example removes what it stores (forget) and nothing else uses it.
+    result = run(str(EXAMPLES / "redis_results.py"), "redis://127.0.0.1:6379/13")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (EXAMPLES / "redis_results_output.txt").read_text()

@@ -25,7 +25,11 @@ logger = logging.getLogger("girder_worker")
 class Loader(AppLoader):  # type: ignore[misc]
     """Celery's app loader, which also loads the plugins before the task modules."""
 
-    override_backends = {"file": "girder_worker.broker._embedded:FileResultBackend"}
+    override_backends = {
+        "file": "girder_worker.broker._embedded:FileResultBackend",
+        "redis": "girder_worker.broker._redis_results:ResultBackend",
+        "rediss": "girder_worker.broker._redis_results:ResultBackend",
+    }
 
     def import_default_modules(self) -> Any:
         self.app.load_plugins()

@@ -12,7 +12,10 @@ to stay where the subclass is; each override is one line that calls into this
 module:
 
 * ``girder_worker._worker.Worker._process_task`` calls :func:`process_task`;
-* ``girder_worker.broker._redis.Channel._brpop_read`` calls :func:`read_redis_item`.
+* ``girder_worker.broker._redis.Channel._brpop_read`` calls :func:`read_redis_item`;
+* ``girder_worker.broker._redis_results.ResultBackend._store_result`` (the per-state
+  hook Celery's key-value result backends implement) calls :func:`encoded_result_meta`
+  and :func:`redis_value_limit`.
 
 The embedded broker (:mod:`girder_worker.broker._embedded`) implements kombu's
 virtual-transport API (``_put``, ``_get``, ``_purge``, ...), which is meant for
@@ -42,6 +45,7 @@ __all__ = [
     "active_requests",
     "current_app_if_set",
     "current_task",
+    "encoded_result_meta",
     "event_dispatcher",
     "ignored_task_line",
     "is_active",
@@ -51,6 +55,7 @@ __all__ = [
     "process_task",
     "queue_bindings",
     "read_redis_item",
+    "redis_value_limit",
     "replace_request_callbacks",
     "replace_revoke_command",
     "request_message",
@@ -454,6 +459,34 @@ def read_redis_item(read: Callable[..., Any], options: dict[str, Any], dropped: 
         if not dropped(exc):
             raise
         return True
+
+
+# -- celery.backends ------------------------------------------------------------------
+
+
+def encoded_result_meta(backend: Any, task_id: Any, result: Any, state: str, traceback: Any, request: Any) -> Any:
+    """What Celery's key-value result backends store for a task's new state: its meta, encoded.
+
+    The first half of ``BaseKeyValueStoreBackend._store_result``: the meta that
+    ``Backend._get_result_meta(result=, state=, traceback=, request=)`` makes, with
+    ``task_id`` added, through ``backend.encode``. Relies on ``_get_result_meta`` and
+    its keyword arguments (Celery 5.4-5.7).
+    Contract test: ``test_redis_result_backend_stores_what_celery_stores``.
+    """
+    from kombu.utils.encoding import bytes_to_str
+
+    meta = backend._get_result_meta(result=result, state=state, traceback=traceback, request=request)
+    meta["task_id"] = bytes_to_str(task_id)
+    return backend.encode(meta)
+
+
+def redis_value_limit(backend: Any) -> int:
+    """The longest value Celery's Redis result backend stores (it raises BackendStoreError beyond).
+
+    Relies on ``RedisBackend._MAX_STR_VALUE_SIZE`` (512 MiB, Celery 5.4-5.7).
+    Contract test: ``test_redis_result_backend_stores_what_celery_stores``.
+    """
+    return int(backend._MAX_STR_VALUE_SIZE)
 
 
 # -- prometheus_client -------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""Celery's Redis result backend, storing a task's state in one round trip instead of two.
+
+Celery's key-value backends read a task's stored state before they write a new
+one (``GET``), so that nothing replaces a SUCCESS that is already there (a lost
+worker's late FAILURE, a duplicate's STARTED), then write and announce it
+(``SETEX`` + ``PUBLISH``, in a second round trip). A girder-worker task stores at
+least two states (STARTED, then its outcome), so that was four round trips to
+Redis per task, on the pool process's path.
+
+Here the read, the check and the write are one Lua script, run where the data
+is: the same rule (a stored SUCCESS is never replaced), the same key, value,
+expiry and announcement as Celery's, in one round trip. A client's
+``AsyncResult`` sees no difference, and a plain Celery client or worker on the
+same Redis reads and writes the same records.
+
+The script reads the stored state with Redis's JSON decoder, so it serves the
+JSON result serializer (girder-worker's); with another serializer, or a stored
+value the decoder cannot read, the write goes Celery's own way.
+
+The app's loader maps the ``redis://`` and ``rediss://`` result backend schemes
+to :class:`ResultBackend` (Celery's ``override_backends``); ``sentinel://`` and
+others keep Celery's classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import states
+from celery.backends.redis import RedisBackend
+from celery.exceptions import BackendStoreError
+from kombu.utils.objects import cached_property
+
+from .._celery_internals import encoded_result_meta, redis_value_limit
+
+__all__ = ["ResultBackend"]
+
+# KEYS: the task's result key. ARGV: the encoded meta, its lifetime in seconds (0: none).
+# Returns 1 when stored and announced, 0 when a SUCCESS is already stored (kept), -1
+# when the stored value is no JSON object this script can read (the caller decides).
+_STORE_UNLESS_SUCCEEDED = """
+local current = redis.call('GET', KEYS[1])
+if current and string.find(current, '"SUCCESS"', 1, true) then
+  local ok, meta = pcall(cjson.decode, current)
+  if not ok or type(meta) ~= 'table' then return -1 end
+  if meta['status'] == 'SUCCESS' then return 0 end
+end
+local lifetime = tonumber(ARGV[2])
+if lifetime > 0 then
+  redis.call('SETEX', KEYS[1], lifetime, ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class ResultBackend(RedisBackend):  # type: ignore[misc]
+    """Celery's Redis result backend; a state is read, checked and stored in one round trip."""
+
+    @cached_property
+    def _store_script(self) -> Any:
+        return self.client.register_script(_STORE_UNLESS_SUCCEEDED)
+
+    def _store_result(  # Celery's per-state store hook (key-value backends): see encoded_result_meta
+        self, task_id: Any, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any
+    ) -> Any:
+        if self.serializer != "json":
+            return super()._store_result(task_id, result, state, traceback=traceback, request=request, **kwargs)
+        value = encoded_result_meta(self, task_id, result, state, traceback, request)
+        if isinstance(value, str) and len(value) > redis_value_limit(self):
+            raise BackendStoreError("value too large for Redis backend", state=state, task_id=task_id)
+        expires = self.failure_expires if state == states.FAILURE else self.expires
+        stored = self.ensure(self._store_unless_succeeded, (self.get_key_for_task(task_id), value, expires))
+        if stored == -1:  # a stored value the script cannot read: Celery's own way
+            return super()._store_result(task_id, result, state, traceback=traceback, request=request, **kwargs)
+        return result
+
+    def _store_unless_succeeded(self, key: Any, value: Any, expires: Any) -> int:
+        return int(self._store_script(keys=[key], args=[value, int(expires or 0)]))
