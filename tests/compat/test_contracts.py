@@ -93,11 +93,13 @@ def test_request_already_revoked(request_of):
 
 def test_request_on_ack_is_assignable(request_of):
     request, message = request_of()
-    user = "_celery_internals.acknowledge_when_started"
-    assert callable(getattr(request, "_on_ack", None)), broken("Request._on_ack", user)
+    users = ("_celery_internals.acknowledge_when_started", "_celery_internals.swap_acknowledgement")
+    assert callable(getattr(request, "_on_ack", None)), broken("Request._on_ack", *users)
     request._on_ack = message.ack_log_error
-    assert request._on_ack == message.ack_log_error, broken("assigning Request._on_ack", user)
-    assert "self._on_ack(" in source_of(type(request).acknowledge), broken("Request.acknowledge calling _on_ack", user)
+    assert request._on_ack == message.ack_log_error, broken("assigning Request._on_ack", *users)
+    assert "self._on_ack(logger, self._connection_errors)" in source_of(type(request).acknowledge), broken(
+        "Request.acknowledge calling _on_ack(logger, connection_errors)", *users
+    )
 
 
 def test_request_callbacks_are_replaceable_per_instance(request_of):

@@ -48,3 +48,11 @@ def test_the_thumbnails_workers_reserve_tasks_ahead_and_the_others_do_not(start_
     assert prefetch_count(base, "thumbnails@node1") == 2 * 4
     assert "fair dispatch" not in thumbnails.log
     assert "fair dispatch: this worker takes a task only when one of its 2 process(es) is free" in analysis.log
+
+
+def test_the_page_says_how_long_a_full_rabbitmq_worker_holds_an_acknowledgement():
+    from girder_worker.broker._dispatch import HOLD_SECONDS
+
+    page = " ".join((ROOT / "docs" / "dispatch.rst").read_text().split())
+
+    assert f"A worker still full after {HOLD_SECONDS:g} seconds cancels its subscription" in page

@@ -142,3 +142,36 @@ def test_acks_late_tasks_fill_every_process_on_rabbitmq(env_for, start_worker, q
         app.send_task("gwtest.dispatch.timed_late", args=[120], kwargs={"marker": str(marker)}, queue=unique_queue)
 
     wait_for(lambda: all(m.exists() for m in markers), what="both acks_late tasks to run at once")
+
+
+def _queue_counts(app, queue):
+    """(ready messages, consumers) of ``queue`` on RabbitMQ."""
+    with app.connection_for_write() as conn:
+        declared = conn.default_channel.queue_declare(queue, passive=True)
+        return declared.message_count, declared.consumer_count
+
+
+def test_a_full_worker_on_rabbitmq_holds_one_acknowledgement_then_cancels_its_consumer(
+    env_for, start_worker, queue_app, unique_queue, tmp_path
+):
+    """A worker filled by a long task keeps the broker's window shut by not acknowledging that
+    task's message at first (its consumer stays: no round trip per task); after HOLD_SECONDS it
+    cancels its consumer and acknowledges, so the message is not delivered again when the
+    worker dies (nor kept unacknowledged into RabbitMQ's consumer_timeout)."""
+    from girder_worker.broker._dispatch import HOLD_SECONDS
+
+    env = env_for("rabbitmq")
+    (worker,) = start_workers(start_worker, env, unique_queue, {"w0": 1})
+    app = queue_app(env)
+    start_long(app, unique_queue, tmp_path / "long", seconds=120)
+    short = app.send_task(TIMED, args=[0.2], queue=unique_queue)
+
+    assert _queue_counts(app, unique_queue) == (1, 1), "within the hold: the consumer stays, the short task waits"
+    wait_for(lambda: _queue_counts(app, unique_queue) == (1, 0), timeout=HOLD_SECONDS + 15, what="the consumer cancel")
+    assert received(worker, [short]) == []
+    # The acknowledgement follows the cancel on the same channel; RabbitMQ handles a
+    # channel's frames in order, so a queue declared on it after both sees both.
+    time.sleep(1.0)
+    worker.stop(sig=signal.SIGKILL)
+
+    assert _queue_counts(app, unique_queue) == (1, 0), "the long task's message came back: it was not acknowledged"

@@ -67,6 +67,7 @@ __all__ = [
     "restore_can_consume",
     "set_current_app",
     "shadow_can_consume",
+    "swap_acknowledgement",
     "swap_settings_class",
     "take_worker_time_limits",
     "task_line_fields",
@@ -131,6 +132,21 @@ def acknowledge_when_started(request: Any, consumer: Any) -> None:
     if consumer is None or (consumer.restart_count > 0 and not consumer._maximum_prefetch_restored):
         return
     request._on_ack = request._message.ack_log_error
+
+
+def swap_acknowledgement(request: Any, on_ack: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    """Have ``request.acknowledge()`` call ``on_ack(logger, connection_errors)``; return what it called before.
+
+    Fair dispatch on RabbitMQ holds back the acknowledgement of the message that
+    filled the worker's last free process, and writes it (with the returned
+    function) when a process frees. Relies on ``Request._on_ack``, what
+    ``Request.acknowledge`` calls with ``(logger, connection_errors)``, assignable per
+    instance (Celery 5.4-5.7).
+    Contract test: ``test_request_on_ack_is_assignable``.
+    """
+    previous: Callable[[Any, Any], None] = request._on_ack
+    request._on_ack = on_ack
+    return previous
 
 
 def replace_request_callbacks(request: Any, on_success: Callable[..., Any], on_failure: Callable[..., Any]) -> None:

@@ -10,12 +10,18 @@ unset or ``off``):
 * On virtual transports (Redis, the embedded broker, SQS, ...) the channel's QoS
   says it cannot consume while every slot is taken, so the transport does not fetch.
 * On RabbitMQ, prefetch 0 means "unlimited", so there is no prefetch count for
-  "none now". The worker keeps ``prefetch_count`` at 1 and cancels its task
-  consumer (``basic.cancel``) as soon as a message takes the last free slot, before
-  that message is acknowledged: the broker never has two unacknowledged task
-  messages out to this worker, and, with the consumer cancelled, sends nothing
-  more once the last one is acknowledged. When a slot frees, the event loop
-  consumes again.
+  "none now". The worker keeps ``prefetch_count`` at 1, so the broker never has
+  two unacknowledged task messages out to this worker. When a message takes the
+  last free slot, the worker holds back that message's acknowledgement (its task
+  runs as usual): the one unacknowledged message keeps the broker from sending
+  another, and the acknowledgement is written as soon as a slot frees, which lets
+  the next message come. No round trip to the broker is added per task. A worker
+  that stays full longer than :data:`HOLD_SECONDS` cancels its task consumer
+  (``basic.cancel``) and then acknowledges, so no message stays unacknowledged
+  for long (RabbitMQ's ``consumer_timeout`` closes the channel of a consumer that
+  keeps one for 30 minutes); when a slot frees, the event loop consumes again.
+  The solo pool runs a task inside the event loop, where nothing could write a
+  held acknowledgement in time: there the consumer is cancelled at once.
 
 ETA/countdown tasks are not counted: Celery holds them aside
 (``scheduled_requests``) until they are due, and raises the prefetch count for each.
@@ -30,9 +36,13 @@ from celery import bootsteps
 from celery.worker.consumer.tasks import Tasks
 from kombu.transport import virtual
 
-from .._celery_internals import reserved_count, restore_can_consume, shadow_can_consume
+from .._celery_internals import reserved_count, restore_can_consume, shadow_can_consume, swap_acknowledgement
 
-__all__ = ["FairDispatch"]
+__all__ = ["HOLD_SECONDS", "FairDispatch"]
+
+#: How long a full worker on RabbitMQ holds back the acknowledgement of the message
+#: that filled it before it cancels its task consumer instead (see the module's text).
+HOLD_SECONDS = 5.0
 
 logger = logging.getLogger("girder_worker.worker")
 
@@ -100,21 +110,53 @@ class _VirtualGate:
         restore_can_consume(self.qos)
 
 
-class _AmqpPause:
-    """Cancel the AMQP task consumer while every slot is taken, consume again when one frees.
+class _Hold:
+    """The message that filled the worker's last free slot, unacknowledged for now.
 
-    Both callbacks run in the consumer's event loop thread, where every AMQP call
-    of the consumer is made.
+    Celery asks for its acknowledgement when the run starts (``Request.acknowledge``);
+    it is written when the hold ends.
+    """
+
+    def __init__(self, request: Any, timer: Any) -> None:
+        self.request = request
+        self.timer = timer
+        self.wanted: tuple[Any, Any] | None = None
+        self.acknowledge = swap_acknowledgement(request, self._want)
+
+    def _want(self, logger: Any, errors: Any) -> None:
+        self.wanted = (logger, errors)
+
+    def end(self, *, write: bool = True) -> None:
+        """Let go: write the acknowledgement if Celery asked for it (and ``write``), else
+        give the request its own acknowledgement back for when Celery asks."""
+        if self.timer is not None:
+            self.timer.cancel()
+        swap_acknowledgement(self.request, self.acknowledge)
+        if self.wanted is not None and write:
+            self.acknowledge(*self.wanted)
+
+
+class _AmqpPause:
+    """Keep a full worker's RabbitMQ window shut: hold back one acknowledgement, or cancel
+    the task consumer; open it again when a slot frees.
+
+    All of it runs in the consumer's event loop thread, where every AMQP call of the
+    consumer is made.
     """
 
     def __init__(self, c: Any) -> None:
+        from celery.concurrency import solo  # the worker's only
+
         self.c = c
         self.paused = False
         self.waker = _Waker(c)
+        # The solo pool runs a task inside the event loop, which could not end a hold meanwhile.
+        self.can_hold = not isinstance(c.pool, solo.TaskPool)
+        self.hold: _Hold | None = None
         # Requests of acks_late tasks, whose messages stay unacknowledged while they run.
         self.held: list[Any] = []
         # At most one unacknowledged task message on the way to this worker: the
-        # one whose arrival makes on_reserved cancel the consumer.
+        # one whose arrival fills the last slot.
         c.qos.value = 1
         c.qos.update()
         c.on_task_message.add(self.on_reserved)
@@ -123,15 +165,36 @@ class _AmqpPause:
     def on_reserved(self, request: Any) -> None:
         # Called by Celery's strategy after the request is reserved and before its
         # message is acknowledged (the acknowledgement goes through the event loop).
-        if not self.paused and not has_free_slot(self.c):
-            self.paused = True
-            self.c.task_consumer.cancel()
-            self.waker.arm()
-        if request.task.acks_late:
+        late = request.task.acks_late
+        if not self.paused and self.hold is None and not has_free_slot(self.c):
+            if self.can_hold and not late:
+                self.hold = _Hold(request, self.c.hub.call_later(HOLD_SECONDS, self.held_too_long))
+                self.waker.arm()
+            else:
+                self.pause()
+        if late:
             # Its message stays unacknowledged until it ends: without one more in the
             # prefetch count, no other message could come while it runs.
             self.held.append(request)
             self.c.qos.increment_eventually()
+
+    def pause(self) -> None:
+        self.paused = True
+        self.c.task_consumer.cancel()
+        self.waker.arm()
+
+    def held_too_long(self) -> None:
+        """Still full after HOLD_SECONDS: cancel the consumer, then acknowledge."""
+        if self.hold is not None:
+            self.hold.timer = None  # it is this call
+            if not self.paused and not has_free_slot(self.c):
+                self.pause()
+            self.end_hold()
+
+    def end_hold(self, *, write: bool = True) -> None:
+        hold, self.hold = self.hold, None
+        if hold is not None:
+            hold.end(write=write)
 
     def maybe_resume(self) -> None:
         if self.held:
@@ -139,13 +202,19 @@ class _AmqpPause:
             if len(running) < len(self.held):
                 self.c.qos.decrement_eventually(len(self.held) - len(running))
                 self.held = running
-        if self.paused and has_free_slot(self.c):
-            self.paused = False
+        if (self.hold is not None or self.paused) and has_free_slot(self.c):
             self.waker.disarm()
-            self.c.task_consumer.consume()
+            self.end_hold()
+            if self.paused:
+                self.paused = False
+                self.c.task_consumer.consume()
 
     def close(self) -> None:
         self.waker.disarm()
+        # A message whose acknowledgement is due is acknowledged while its channel is open;
+        # otherwise the broker delivers it again (the lease drops the duplicate).
+        hold = self.hold
+        self.end_hold(write=hold is not None and bool(getattr(hold.request.message.channel, "is_open", False)))
         self.c.on_task_message.discard(self.on_reserved)
         self.c.hub.on_tick.discard(self.maybe_resume)
 
