@@ -12,7 +12,11 @@ with a plain Celery worker (``bench/plain_app.py``) and measures, per side:
 3. worker start to ready: spawn to the `` ready.`` log line (median of a few
    starts, one worker at a time, the two sides alternating);
 4. ``fibonacci(26)`` end to end: gwexample's task through the plugin against
-   the same recursive function as a plain ``@app.task``.
+   the same recursive function as a plain ``@app.task``;
+5. the client's publish rate: the throughput rounds' M submissions, timed apart;
+6. the worker's peak memory: the proportional set size (PSS) of its whole process
+   group (main and pool processes, shared pages counted once), sampled every 0.2 s
+   while both workers are under load.
 
 For 1, 2 and 4 both workers are up, each with its own client process, and the
 sides take turns round by round (which one goes first alternates), so a change
@@ -82,6 +86,8 @@ GOALS = [
     ("latency_median", "latency within 5% (median ours/plain <= 1.05)", "le", 1.05),
     ("throughput", "throughput within 5% (ours/plain >= 0.95)", "ge", 0.95),
     ("start", "worker start within 10% (median ours/plain <= 1.10)", "le", 1.10),
+    ("publish", "client publish rate within 10% (median ours/plain >= 0.90)", "ge", 0.90),
+    ("memory", "worker peak memory within 10% (PSS ours/plain <= 1.10)", "le", 1.10),
     ("fibonacci", "fibonacci(26) at most a fifth (ours/plain <= 0.20)", "le", 0.20),
 ]
 
@@ -158,6 +164,48 @@ class Worker:
             self.proc.wait(timeout=30)
         self._reader.join(timeout=5)
         self._log.close()
+
+
+def group_pss_kib(pgid: int) -> int:
+    """The proportional set size (kB) of every process in process group ``pgid``: a
+    worker with its pool processes, shared pages counted once across them (Linux)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            for line in Path(entry.path, "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+    return total
+
+
+class PeakMemory:
+    """The highest :func:`group_pss_kib` of each worker, sampled every 0.2 s in a thread."""
+
+    def __init__(self) -> None:
+        self.workers: dict[str, Worker] = {}
+        self.peak_kib: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            for side, worker in list(self.workers.items()):
+                self.peak_kib[side] = max(self.peak_kib.get(side, 0), group_pss_kib(worker.proc.pid))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 # --- configuration of the two sides -----------------------------------------
@@ -375,6 +423,7 @@ def run_config(broker: str, pool: str, index: int, args: argparse.Namespace, run
     for side in SIDES:
         record["sides"][side] = {
             "starts_s": [], "latency_s": [], "latency_round_medians_s": [], "throughput": [], "fibonacci_s": [],
+            "peak_pss_kib": None,
         }  # fmt: skip
         commands[side] = worker_cmd(side, pool, args.concurrency, queues[side], nodes[side])
     record["commands"] = {side: " ".join(cmd) for side, cmd in commands.items()}
@@ -401,16 +450,19 @@ def run_config(broker: str, pool: str, index: int, args: argparse.Namespace, run
 
         # 1, 2, 4. Both workers up (each idle while the other side is measured),
         # one client per side, and the sides alternating round by round.
+        memory = PeakMemory()
         with contextlib.ExitStack() as stack:
             clients: dict[str, ClientProc] = {}
             for side in SIDES:
                 env, data_dir = fresh(side, "load")
-                stack.enter_context(running(commands[side], env, data_dir / "worker.log"))
+                memory.workers[side] = stack.enter_context(running(commands[side], env, data_dir / "worker.log"))
                 clients[side] = ClientProc(side, env, queues[side], poll, args, data_dir / "client.log")
                 stack.callback(clients[side].close)
             for side in SIDES:
                 sides[side].update(clients[side].ask("hello"))
                 clients[side].ask("warmup", count=args.warmup)
+            memory.start()
+            stack.callback(memory.stop)
             log(f"{tag}: latency, {args.rounds} rounds")
             for i, count in enumerate(split(args.n, args.rounds)):
                 for side in order(i):
@@ -427,6 +479,9 @@ def run_config(broker: str, pool: str, index: int, args: argparse.Namespace, run
             for i in range(args.fib_runs):
                 for side in order(i):
                     sides[side]["fibonacci_s"].append(clients[side].ask("fibonacci", n=args.fib_n)["seconds"])
+            memory.stop()
+            for side in SIDES:
+                sides[side]["peak_pss_kib"] = memory.peak_kib.get(side)
     finally:
         try:
             own = [q.format(node=nodes["ours"]) for q in OWN_WORKER_QUEUES]
@@ -447,6 +502,7 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
         s = record["sides"][side]
         lat = s.get("latency_s") or []
         rates = [t["tasks"] / t["seconds"] for t in s.get("throughput") or []]
+        publish = [t["tasks"] / t["submit_seconds"] for t in s.get("throughput") or [] if t.get("submit_seconds")]
         starts, fib = s.get("starts_s") or [], s.get("fibonacci_s") or []
         figures[side] = {
             "latency_median_ms": statistics.median(lat) * 1000 if lat else None,
@@ -455,6 +511,8 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
             "throughput_best_per_s": max(rates) if rates else None,
             "start_median_s": statistics.median(starts) if starts else None,
             "fibonacci_median_s": statistics.median(fib) if fib else None,
+            "publish_per_s": statistics.median(publish) if publish else None,
+            "peak_pss_mb": s["peak_pss_kib"] / 1024 if s.get("peak_pss_kib") else None,
         }
     ours, plain = figures["ours"], figures["plain"]
     ratios = {
@@ -464,6 +522,8 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
         "throughput_best": ratio(ours["throughput_best_per_s"], plain["throughput_best_per_s"]),
         "start": ratio(ours["start_median_s"], plain["start_median_s"]),
         "fibonacci": ratio(ours["fibonacci_median_s"], plain["fibonacci_median_s"]),
+        "publish": ratio(ours["publish_per_s"], plain["publish_per_s"]),
+        "memory": ratio(ours["peak_pss_mb"], plain["peak_pss_mb"]),
     }
     so, sp = record["sides"]["ours"], record["sides"]["plain"]
     # The spread of the ratio over paired rounds: a hint of how much noise there is.
@@ -475,6 +535,10 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
         ),
         "start": _paired_range(so.get("starts_s", []), sp.get("starts_s", [])),
         "fibonacci": _paired_range(so.get("fibonacci_s", []), sp.get("fibonacci_s", [])),
+        "publish": _paired_range(
+            [t["tasks"] / t["submit_seconds"] for t in so.get("throughput", []) if t.get("submit_seconds")],
+            [t["tasks"] / t["submit_seconds"] for t in sp.get("throughput", []) if t.get("submit_seconds")],
+        ),
     }
     # Throughput rounds in which the worker paused: one result took PAUSE_SECONDS or
     # more to come while the others take milliseconds.
@@ -515,6 +579,8 @@ def table(record: dict[str, Any], args: argparse.Namespace) -> str:
         ("throughput, best round (tasks/s)", "throughput_best_per_s", "throughput_best", ".1f"),
         (f"start to ready (s, median of {args.starts})", "start_median_s", "start", ".3f"),
         (f"fibonacci({args.fib_n}) (s, median of {args.fib_runs})", "fibonacci_median_s", "fibonacci", ".3f"),
+        ("client publish rate (tasks/s)", "publish_per_s", "publish", ".1f"),
+        ("worker peak memory (PSS, MB)", "peak_pss_mb", "memory", ".1f"),
     ]
     for label, key, rkey, spec in rows:
         span = ranges.get(rkey)
