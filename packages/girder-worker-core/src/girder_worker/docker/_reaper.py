@@ -78,6 +78,15 @@ class ReaperStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.thread: threading.Thread | None = None
 
     def start(self, worker: Any) -> None:
+        hub = getattr(worker, "hub", None)
+        if hub is not None:
+            # Housekeeping, not readiness: the event loop's first turn begins it, in this
+            # thread, once the worker takes tasks (the Docker SDK's import takes ~0.15 s).
+            hub.call_soon(self.begin)
+        else:
+            self.begin()
+
+    def begin(self) -> None:
         # Import the Docker SDK (and requests with it) here, in the main thread: a
         # prefork pool process forked while another thread held an import lock would
         # wait for that lock for ever at its first import of the same module.
