@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 from celery._state import _set_current_app, _task_stack, _tls
 from celery.app.defaults import _TO_NEW_KEY
 from celery.worker import state as _worker_state
+from kombu.utils.encoding import bytes_to_str
 
 __all__ = [
     "acknowledge_when_started",
@@ -489,8 +490,6 @@ def encoded_result_meta(backend: Any, task_id: Any, result: Any, state: str, tra
     its keyword arguments (Celery 5.4-5.7).
     Contract test: ``test_redis_result_backend_stores_what_celery_stores``.
     """
-    from kombu.utils.encoding import bytes_to_str
-
     meta = backend._get_result_meta(result=result, state=state, traceback=traceback, request=request)
     meta["task_id"] = bytes_to_str(task_id)
     return backend.encode(meta)

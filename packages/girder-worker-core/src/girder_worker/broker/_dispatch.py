@@ -154,7 +154,7 @@ class _AmqpPause:
         self.can_hold = not isinstance(c.pool, solo.TaskPool)
         self.hold: _Hold | None = None
         # Requests of acks_late tasks, whose messages stay unacknowledged while they run.
-        self.held: list[Any] = []
+        self.running_late: list[Any] = []
         # At most one unacknowledged task message on the way to this worker: the
         # one whose arrival fills the last slot.
         c.qos.value = 1
@@ -175,7 +175,7 @@ class _AmqpPause:
         if late:
             # Its message stays unacknowledged until it ends: without one more in the
             # prefetch count, no other message could come while it runs.
-            self.held.append(request)
+            self.running_late.append(request)
             self.c.qos.increment_eventually()
 
     def pause(self) -> None:
@@ -197,11 +197,11 @@ class _AmqpPause:
             hold.end(write=write)
 
     def maybe_resume(self) -> None:
-        if self.held:
-            running = [r for r in self.held if not r.acknowledged]
-            if len(running) < len(self.held):
-                self.c.qos.decrement_eventually(len(self.held) - len(running))
-                self.held = running
+        if self.running_late:
+            running = [r for r in self.running_late if not r.acknowledged]
+            if len(running) < len(self.running_late):
+                self.c.qos.decrement_eventually(len(self.running_late) - len(running))
+                self.running_late = running
         if (self.hold is not None or self.paused) and has_free_slot(self.c):
             self.waker.disarm()
             self.end_hold()

@@ -24,12 +24,12 @@ others keep Celery's classes.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from celery import states
 from celery.backends.redis import RedisBackend
 from celery.exceptions import BackendStoreError
-from kombu.utils.objects import cached_property
 
 from .._celery_internals import encoded_result_meta, redis_value_limit
 
@@ -59,6 +59,7 @@ return 1
 class ResultBackend(RedisBackend):  # type: ignore[misc]
     """Celery's Redis result backend; a state is read, checked and stored in one round trip."""
 
+    # functools' (not kombu's, which takes a lock at every read): read at every state stored.
     @cached_property
     def _store_script(self) -> Any:
         return self.client.register_script(_STORE_UNLESS_SUCCEEDED)
