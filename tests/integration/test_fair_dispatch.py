@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -151,6 +152,19 @@ def _queue_counts(app, queue):
         return declared.message_count, declared.consumer_count
 
 
+def _unacknowledged(queue):
+    """RabbitMQ's count of ``queue``'s delivered, unacknowledged messages (rabbitmqctl, as root)."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name", "messages_unacknowledged"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    counts = {name: int(count) for name, count in (line.split() for line in listed.splitlines() if line.strip())}
+    return counts[queue]
+
+
 def test_a_full_worker_on_rabbitmq_holds_one_acknowledgement_then_cancels_its_consumer(
     env_for, start_worker, queue_app, unique_queue, tmp_path
 ):
@@ -169,9 +183,9 @@ def test_a_full_worker_on_rabbitmq_holds_one_acknowledgement_then_cancels_its_co
     assert _queue_counts(app, unique_queue) == (1, 1), "within the hold: the consumer stays, the short task waits"
     wait_for(lambda: _queue_counts(app, unique_queue) == (1, 0), timeout=HOLD_SECONDS + 15, what="the consumer cancel")
     assert received(worker, [short]) == []
-    # The acknowledgement follows the cancel on the same channel; RabbitMQ handles a
-    # channel's frames in order, so a queue declared on it after both sees both.
-    time.sleep(1.0)
+    # The acknowledgement follows the cancel: the broker counts the long task's message as
+    # acknowledged, and it does not come back when the worker dies.
+    wait_for(lambda: _unacknowledged(unique_queue) == 0, timeout=15, what="the held acknowledgement")
     worker.stop(sig=signal.SIGKILL)
 
     assert _queue_counts(app, unique_queue) == (1, 0), "the long task's message came back: it was not acknowledged"
