@@ -154,3 +154,26 @@ def test_volume_transforms_keep_the_originals_attribute_names():
     assert set(vars(VolumePath("f.txt"))) == {"filename", "_volume"}
     with pytest.raises(ValueError, match="relative"):
         VolumePath("/etc/passwd")
+
+
+def test_the_reaper_begins_after_the_event_loops_first_tick(monkeypatch):
+    """Redis subscribes the worker's broadcast queue in an on_tick callback of the first turn;
+    the reaper (a slow Docker SDK import) must not hold the loop before that, or a
+    ``celery control`` command sent right after "ready" is lost."""
+    from kombu.asynchronous import Hub
+
+    from girder_worker.docker._reaper import ReaperStep
+
+    order: list[str] = []
+    hub = Hub()
+    hub.on_tick.add(lambda: order.append("tick"))
+    step = ReaperStep.__new__(ReaperStep)
+    monkeypatch.setattr(step, "begin", lambda: order.append("begin"), raising=False)
+    step.start(type("Worker", (), {"hub": hub})())
+    loop = hub.create_loop()
+    for _ in range(3):
+        next(loop)
+    hub.close()
+
+    assert order.count("begin") == 1
+    assert order.index("tick") < order.index("begin")

@@ -80,9 +80,13 @@ class ReaperStep(bootsteps.StartStopStep):  # type: ignore[misc]
     def start(self, worker: Any) -> None:
         hub = getattr(worker, "hub", None)
         if hub is not None:
-            # Housekeeping, not readiness: the event loop's first turn begins it, in this
+            # Housekeeping, not readiness: the event loop's second turn begins it, in this
             # thread, once the worker takes tasks (the Docker SDK's import takes ~0.15 s).
-            hub.call_soon(self.begin)
+            # Not the first turn: kombu runs call_soon callbacks before the turn's on_tick
+            # callbacks, and Redis subscribes the worker's broadcast queue (celery control,
+            # revoke) in one of those; a control command sent while the import held the
+            # loop would be lost (Redis PUBLISH reaches only subscribers).
+            hub.call_soon(hub.call_soon, self.begin)
         else:
             self.begin()
 
