@@ -396,6 +396,8 @@ def _result_store_trace(backend_class: type, db: int) -> list:
     return trace
 
 
+# Celery's own RedisBackend (5.4-5.6) stores with redis-py's setex, which redis-py 8 deprecates.
+@pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")
 def test_redis_result_backend_stores_what_celery_stores():
     """girder-worker's one-round-trip Redis result backend leaves exactly what Celery's own leaves."""
     from celery.backends.redis import RedisBackend
@@ -415,8 +417,11 @@ def test_redis_result_backend_stores_what_celery_stores():
     # The rules themselves, so that the comparison cannot pass on two equally wrong stores.
     assert [t[1]["status"] for t in ours] == ["STARTED", "PROGRESS", "SUCCESS", "SUCCESS", "FAILURE"]
     assert ours[3][3] is None, "a STARTED after the SUCCESS was announced"
-    assert ours[4][2] == 123, "FAILURE's own lifetime (result_failure_expires)"
     assert 0 < ours[0][2] <= 86400, "result_expires"
+    if getattr(RedisBackend, "supports_failure_expires", False):  # Celery >= 5.7
+        assert ours[4][2] == 123, "FAILURE's own lifetime (result_failure_expires)"
+    else:
+        assert 0 < ours[4][2] <= 86400, "FAILURE's lifetime (result_expires, before result_failure_expires)"
     assert ours[2][1]["name"] == "compat.echo", "extended meta"
     assert ours[2][1]["args"] == [1], "extended meta"
 

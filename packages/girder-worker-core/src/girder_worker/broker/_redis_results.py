@@ -72,7 +72,8 @@ class ResultBackend(RedisBackend):  # type: ignore[misc]
         value = encoded_result_meta(self, task_id, result, state, traceback, request)
         if isinstance(value, str) and len(value) > redis_value_limit(self):
             raise BackendStoreError("value too large for Redis backend", state=state, task_id=task_id)
-        expires = self.failure_expires if state == states.FAILURE else self.expires
+        # result_failure_expires is Celery 5.7's (RedisBackend.failure_expires); before it, one lifetime.
+        expires = getattr(self, "failure_expires", self.expires) if state == states.FAILURE else self.expires
         stored = self.ensure(self._store_unless_succeeded, (self.get_key_for_task(task_id), value, expires))
         if stored == -1:  # a stored value the script cannot read: Celery's own way
             return super()._store_result(task_id, result, state, traceback=traceback, request=request, **kwargs)
