@@ -296,8 +296,8 @@ class FileLeaseStore:
                 self._write(task_id, lease)
 
     def orphans(self) -> list[tuple[str, str]]:
+        # Finished leases older than DONE_RETENTION_SECONDS are the sweep's (broker/_housekeeping.py).
         found = []
-        forget_before = time.time() - DONE_RETENTION_SECONDS
         for entry in os.scandir(self.folder) if self.folder.is_dir() else ():
             if not entry.name.endswith(".json") or entry.name.startswith("."):
                 continue
@@ -309,8 +309,6 @@ class FileLeaseStore:
                 continue
             if lease.get("state") == RUNNING and not self._is_alive(lease.get("holder", "")):
                 found.append((task_id, lease.get("holder", "")))
-            elif lease.get("state") == DONE and entry.stat(follow_symlinks=False).st_mtime < forget_before:
-                Path(entry.path).unlink(missing_ok=True)
         return found
 
     def take(self, task_id: str, holder: str, *, holder_alive: bool = False) -> Lease | None:
