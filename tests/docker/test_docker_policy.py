@@ -3,6 +3,7 @@ nothing started, and the worker serves the next task."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -17,9 +18,18 @@ pytestmark = pytest.mark.usefixtures("no_leftovers")
 
 
 @pytest.fixture
-def gw_worker_env(gw_worker_env):
+def site_options():
+    """The site's GIRDER_WORKER_DOCKER_RUN_OPTIONS; None: conftest's. A test parametrizes it to change it."""
+    return None
+
+
+@pytest.fixture
+def gw_worker_env(gw_worker_env, site_options):
     # The site runs its own images only (the tests' busybox is gwtest/busybox:<hash>).
-    return {**gw_worker_env, "GIRDER_WORKER_DOCKER_IMAGES": "gwtest/bus*, dsarchive/*"}
+    env = {**gw_worker_env, "GIRDER_WORKER_DOCKER_IMAGES": "gwtest/bus*, dsarchive/*"}
+    if site_options is not None:
+        env["GIRDER_WORKER_DOCKER_RUN_OPTIONS"] = json.dumps(site_options)
+    return env
 
 
 MARKER = "pwned-by-a-message"
@@ -91,3 +101,27 @@ def test_the_sites_own_options_are_not_checked(gw_worker, busybox):
 
     assert result.get(timeout=60) == []
     assert "interfaces: lo\n" in gw_worker.job(result).log  # network_mode none: no eth0
+
+
+@pytest.mark.parametrize("site_options", [{"network_mode": "none", "mem_limit": "64m"}])
+def test_a_message_may_not_raise_a_limit_the_site_sets(gw_worker, busybox):
+    since = time.time() - 1
+    result = gw_worker.delay(docker_run, busybox, pull_image=False, container_args=["echo", MARKER], mem_limit="1g")
+
+    with pytest.raises(DockerRunNotAllowed) as info:
+        result.get(timeout=60)
+    assert str(info.value) == (
+        f"docker_run {result.id}: the message asks for mem_limit='1g', but the site sets mem_limit='64m' in "
+        "GIRDER_WORKER_DOCKER_RUN_OPTIONS, which a message may not change; to let messages change it, add "
+        "mem_limit to GIRDER_WORKER_DOCKER_ALLOW_OPTIONS in the worker's environment"
+    )
+    assert gw_worker.job(result).status == JobStatus.ERROR
+    gw_worker.wait_for_log(rf"{result.id}\] raised expected: DockerRunNotAllowed")
+    assert _created_containers(result.id, since) == []
+    assert MARKER not in gw_worker.log
+
+    # The site's own value runs, and the container has the site's limit (cgroup v2 or v1).
+    limit = "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; true"
+    ok = gw_worker.delay(docker_run, busybox, pull_image=False, container_args=["sh", "-c", limit], mem_limit="64m")
+    assert ok.get(timeout=60) == []
+    assert f"{64 * 1024 * 1024}\n" in gw_worker.job(ok).log

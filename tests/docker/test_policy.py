@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from girder_worker.docker._policy import DockerRunNotAllowed, check, policy_from_env, run_scope
+from girder_worker.docker._policy import DockerRunNotAllowed, check, container_options, policy_from_env, run_scope
 from girder_worker.docker.tasks import DockerTask
 from girder_worker.docker.transforms import NamedOutputPipe, TemporaryVolume, VolumePath
 from girder_worker.docker.transforms.girder import GirderFileIdToVolume, GirderFolderIdToVolume, GirderItemIdToVolume
@@ -100,6 +100,201 @@ def test_the_engines_default_network_passes_unless_the_site_set_one(value):
 
     with pytest.raises(DockerRunNotAllowed, match=f"network_mode='{value}'"):
         check("busybox", {"network_mode": value}, {}, {"network_mode": "none"}, "t", NOTHING)
+
+
+ALLOW = "GIRDER_WORKER_DOCKER_ALLOW_OPTIONS"
+
+# A site that limits and confines its containers in GIRDER_WORKER_DOCKER_RUN_OPTIONS.
+SITE = {"mem_limit": "2g", "pids_limit": 256, "user": "1000:1000", "cap_drop": ["ALL"], "read_only": True}
+
+# (option the site sets, what a message asks for instead)
+LOOSER = [("mem_limit", "1t"), ("pids_limit", -1), ("user", "0"), ("cap_drop", []), ("read_only", False)]
+
+
+@pytest.mark.parametrize(("option", "value"), LOOSER)
+def test_a_message_may_not_change_what_the_site_sets(option, value):
+    with pytest.raises(DockerRunNotAllowed) as info:
+        check("busybox", {option: value}, {}, SITE, "t-1", NOTHING)
+
+    assert str(info.value) == (
+        f"docker_run t-1: the message asks for {option}={value!r}, but the site sets {option}={SITE[option]!r} in "
+        "GIRDER_WORKER_DOCKER_RUN_OPTIONS, which a message may not change; to let messages change it, add "
+        f"{option} to GIRDER_WORKER_DOCKER_ALLOW_OPTIONS in the worker's environment"
+    )
+
+
+@pytest.mark.parametrize("option", SITE)
+def test_a_message_may_repeat_the_sites_value(option):
+    message = {option: SITE[option]}
+
+    assert check("busybox", message, {}, SITE, "t-1", NOTHING) == {}
+    assert container_options(message, SITE, NOTHING, "t-1") == SITE
+
+
+@pytest.mark.parametrize(("option", "value"), LOOSER)
+def test_a_site_may_let_messages_change_an_option_it_sets(option, value):
+    policy = policy_from_env({ALLOW: f"shm_size,{option}"})
+
+    assert check("busybox", {option: value}, {}, SITE, "t-1", policy) == {}
+    assert container_options({option: value}, SITE, policy, "t-1") == {**SITE, option: value}
+
+
+def test_an_option_the_site_sets_is_fixed_even_when_a_message_could_set_it_otherwise():
+    # network_mode="none" is harmless from a message, but the site chose the default network.
+    with pytest.raises(DockerRunNotAllowed, match="but the site sets network_mode='bridge' in"):
+        check("busybox", {"network_mode": "none"}, {}, {"network_mode": "bridge"}, "t-1", NOTHING)
+    # privileged is refused from a message, but repeating the site's value changes nothing.
+    assert check("busybox", {"privileged": True}, {}, {"privileged": True}, "t-1", NOTHING) == {}
+    # A value that reaches the host keeps the line that says why.
+    with pytest.raises(DockerRunNotAllowed, match=r"network_mode='host', which a message may not set \(it joins"):
+        check("busybox", {"network_mode": "host"}, {}, {"network_mode": "none"}, "t-1", NOTHING)
+
+
+def test_a_message_entrypoint_is_held_against_the_sites():
+    site = {"entrypoint": ["/site/wrapper"]}
+
+    assert check("busybox", {"entrypoint": ["/site/wrapper"]}, {}, site, "t-1", NOTHING) == {}
+    with pytest.raises(DockerRunNotAllowed, match=r"asks for entrypoint=\['/bin/sh'\], but the site sets entrypoint="):
+        check("busybox", {"entrypoint": ["/bin/sh"]}, {}, site, "t-1", NOTHING)
+
+
+# The site's environment and the message's, in either of the SDK's forms: a dict or "NAME=value" strings.
+SITE_ENVIRONMENTS = [
+    {"HTTP_PROXY": "http://proxy:3128", "LANG": "C.UTF-8"},
+    ["HTTP_PROXY=http://proxy:3128", "LANG=C.UTF-8"],
+]
+MESSAGE_ENVIRONMENTS = [
+    {"GIRDER_API_URL": "http://girder", "LANG": "C.UTF-8"},
+    ["GIRDER_API_URL=http://girder", "LANG=C.UTF-8"],
+]
+
+
+@pytest.mark.parametrize("site_environment", SITE_ENVIRONMENTS)
+@pytest.mark.parametrize("message_environment", MESSAGE_ENVIRONMENTS)
+def test_the_environments_merge_the_site_keeps_its_variables(site_environment, message_environment):
+    site, message = {"environment": site_environment}, {"environment": message_environment}
+
+    assert check("busybox", message, {}, site, "t-1", NOTHING) == {}
+    assert container_options(message, site, NOTHING, "t-1")["environment"] == {
+        "HTTP_PROXY": "http://proxy:3128",
+        "LANG": "C.UTF-8",
+        "GIRDER_API_URL": "http://girder",
+    }
+
+
+@pytest.mark.parametrize("site_environment", SITE_ENVIRONMENTS)
+@pytest.mark.parametrize(
+    ("message_environment", "shown"),
+    [
+        ({"HTTP_PROXY": "http://evil:8080"}, "'http://evil:8080'"),
+        (["A=1", "HTTP_PROXY=http://evil:8080"], "'http://evil:8080'"),
+        (["HTTP_PROXY"], "None"),  # Docker removes the variable
+        ({"HTTP_PROXY": None}, "None"),
+    ],
+)
+def test_a_message_may_not_change_a_variable_the_site_sets(site_environment, message_environment, shown):
+    with pytest.raises(DockerRunNotAllowed) as info:
+        check("busybox", {"environment": message_environment}, {}, {"environment": site_environment}, "t-1", NOTHING)
+
+    assert str(info.value) == (
+        f"docker_run t-1: the message asks for HTTP_PROXY={shown} in the container's environment, but the site sets "
+        "HTTP_PROXY to another value in GIRDER_WORKER_DOCKER_RUN_OPTIONS, which a message may not change; to let "
+        "messages change it, add environment to GIRDER_WORKER_DOCKER_ALLOW_OPTIONS in the worker's environment"
+    )
+    assert "proxy:3128" not in str(info.value)  # the site's value may be a secret
+
+
+def test_a_site_may_let_messages_change_its_variables():
+    site = {"environment": ["HTTP_PROXY=http://proxy:3128", "LANG=C.UTF-8"]}
+    message = {"environment": {"HTTP_PROXY": "http://other:8080"}}
+    policy = policy_from_env({ALLOW: "environment"})
+
+    assert check("busybox", message, {}, site, "t-1", policy) == {}
+    assert container_options(message, site, policy, "t-1")["environment"] == {
+        "HTTP_PROXY": "http://other:8080",
+        "LANG": "C.UTF-8",
+    }
+
+
+def test_the_labels_merge_the_same_way():
+    site = {"labels": {"org.site.project": "histology"}}
+
+    assert container_options({"labels": {"mine": "1"}}, site, NOTHING, "t-1")["labels"] == {
+        "org.site.project": "histology",
+        "mine": "1",
+    }
+    with pytest.raises(DockerRunNotAllowed, match=r"asks for org\.site\.project='other' in the container's labels"):
+        check("busybox", {"labels": {"org.site.project": "other"}}, {}, site, "t-1", NOTHING)
+
+
+@pytest.mark.parametrize("value", ["HTTP_PROXY=x", 7])
+def test_an_environment_in_neither_form_is_refused_when_it_must_be_merged(value):
+    with pytest.raises(DockerRunNotAllowed) as info:
+        check("busybox", {"environment": value}, {}, {"environment": {"HTTP_PROXY": "p"}}, "t-1", NOTHING)
+
+    assert str(info.value) == (
+        f"docker_run t-1: the message's environment is a {type(value).__name__}, which is neither a mapping nor "
+        "a list; give a dict of names and values"
+    )
+
+
+# (option the site sets, its value, an option beside it a message asks for, its value, a word of the reason)
+NEIGHBOURS = [
+    ("user", "1000:1000", "group_add", ["0"], "supplementary group"),
+    ("mem_limit", "2g", "memswap_limit", -1, "swap beyond the memory limit"),
+    ("cpu_quota", 50_000, "cpu_period", 1_000, "more CPU time"),
+]
+
+
+@pytest.mark.parametrize(("fixed", "site_value", "option", "value", "why"), NEIGHBOURS)
+def test_an_option_that_loosens_the_sites_from_beside_it_is_refused(fixed, site_value, option, value, why):
+    site = {fixed: site_value}
+
+    with pytest.raises(DockerRunNotAllowed) as info:
+        check("busybox", {option: value}, {}, site, "t-1", NOTHING)
+
+    line = str(info.value)
+    assert "\n" not in line
+    assert line.startswith(
+        f"docker_run t-1: the message asks for {option}={value!r}, but the site sets {fixed}={site_value!r} in "
+        f"GIRDER_WORKER_DOCKER_RUN_OPTIONS, which {option} would loosen ("
+    )
+    assert why in line
+    assert line.endswith(f"add {option} to GIRDER_WORKER_DOCKER_ALLOW_OPTIONS in the worker's environment")
+
+
+@pytest.mark.parametrize(("fixed", "site_value", "option", "value", "why"), NEIGHBOURS)
+def test_the_neighbour_passes_when_the_site_does_not_set_the_option_or_allows_either(
+    fixed, site_value, option, value, why
+):
+    site = {fixed: site_value}
+
+    assert check("busybox", {option: value}, {}, {}, "t-1", NOTHING) == {}
+    assert check("busybox", {option: value}, {}, site, "t-1", policy_from_env({ALLOW: option})) == {}
+    assert check("busybox", {option: value}, {}, site, "t-1", policy_from_env({ALLOW: fixed})) == {}
+
+
+HOSTILE_VALUE = "1t\n\x1b[2J\x1b[31mCRITICAL forged line\x1b[0m\r" * 50
+
+
+@pytest.mark.parametrize(
+    ("message", "site"),
+    [
+        ({"mem_limit": HOSTILE_VALUE}, {"mem_limit": "2g"}),
+        ({"group_add": [HOSTILE_VALUE]}, {"user": "1000"}),
+        ({"environment": {"HTTP_PROXY": HOSTILE_VALUE}}, {"environment": {"HTTP_PROXY": "p"}}),
+        ({"environment": [f"HTTP_PROXY={HOSTILE_VALUE}"]}, {"environment": {"HTTP_PROXY": "p"}}),
+    ],
+)
+def test_a_hostile_value_against_the_sites_is_one_line(message, site):
+    with pytest.raises(DockerRunNotAllowed) as info:
+        check("busybox", message, {}, site, "t-1", NOTHING)
+
+    line = str(info.value)
+    assert "\n" not in line
+    assert "\r" not in line
+    assert "\x1b" not in line
+    assert len(line) < 500
 
 
 # (volumes as the message gives them, why it is refused)

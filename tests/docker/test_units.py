@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import docker
@@ -9,6 +10,8 @@ import pytest
 
 from girder_worker.docker._client import DockerSetupError, client_timeout, run_options
 from girder_worker.docker._container import TASK_LABEL, create_kwargs
+from girder_worker.docker._policy import DockerRunNotAllowed
+from girder_worker.docker._run import _options
 from girder_worker.docker.io import FDWriteStreamConnector
 from girder_worker.docker.stream_adapter import DockerStreamPushAdapter, JobProgressAdapter
 from girder_worker.docker.transforms import BindMountVolume, TemporaryVolume, VolumePath
@@ -64,6 +67,30 @@ def test_bad_run_options_are_one_line_naming_the_variable(bad):
     with pytest.raises(DockerSetupError, match=r"^GIRDER_WORKER_DOCKER_RUN_OPTIONS is not a JSON object") as info:
         run_options({"GIRDER_WORKER_DOCKER_RUN_OPTIONS": bad})
     assert "\n" not in str(info.value)
+
+
+def test_the_container_gets_the_sites_limit_and_both_environments(monkeypatch):
+    site = {"mem_limit": "2g", "environment": ["HTTP_PROXY=http://proxy:3128", "LANG=C.UTF-8"]}
+    monkeypatch.setenv("GIRDER_WORKER_DOCKER_RUN_OPTIONS", json.dumps(site))
+    for name in (
+        "GIRDER_WORKER_DOCKER_ALLOW_OPTIONS",
+        "GIRDER_WORKER_DOCKER_HOST_PATHS",
+        "GIRDER_WORKER_DOCKER_IMAGES",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    message = {"environment": {"GIRDER_API_URL": "http://girder"}, "working_dir": "/work"}
+
+    options = _options("busybox", None, message, ["/bin/sh", "-c"], "t-1")
+
+    assert options == {
+        "mem_limit": "2g",
+        "environment": {"HTTP_PROXY": "http://proxy:3128", "LANG": "C.UTF-8", "GIRDER_API_URL": "http://girder"},
+        "working_dir": "/work",
+        "entrypoint": ["/bin/sh", "-c"],
+        "volumes": {},
+    }
+    with pytest.raises(DockerRunNotAllowed, match="asks for mem_limit='1t', but the site sets mem_limit='2g'"):
+        _options("busybox", None, {**message, "mem_limit": "1t"}, None, "t-1")
 
 
 def test_docker_client_timeout():

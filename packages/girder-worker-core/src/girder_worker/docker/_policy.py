@@ -14,8 +14,17 @@ against the site's configuration:
   ``network_mode="host"``, ``pid_mode``, ``security_opt``, ``volumes_from``,
   ``sysctls``, ``mounts``, ``ports``, ``log_config``, an option Docker adds
   tomorrow) is refused, unless ``GIRDER_WORKER_DOCKER_ALLOW_OPTIONS`` names it.
-  What ``GIRDER_WORKER_DOCKER_RUN_OPTIONS`` sets is the site's own and is never
-  checked.
+* **The site's options.** What ``GIRDER_WORKER_DOCKER_RUN_OPTIONS`` sets is the
+  site's own: it is never checked, and a message may not change it. A message may
+  repeat the site's value; another value is refused, unless
+  ``GIRDER_WORKER_DOCKER_ALLOW_OPTIONS`` names the option (then the message's value
+  wins). ``environment`` and ``labels`` are merged instead: the message adds its
+  own keys, a key the site sets keeps the site's value, and a message giving it
+  another value is refused. A few options loosen a site's option from beside it
+  (the table ``_NEIGHBOURS``): ``group_add`` when the site sets ``user``,
+  ``memswap_limit`` when it sets ``mem_limit``, ``cpu_period`` when it sets
+  ``cpu_quota``; a message may set them only when the site allows them, or the
+  option they loosen.
 * **Host paths.** A bind mount from the message (a ``BindMountVolume`` or a
   ``volumes`` entry) must be one of the run's own temporary volumes, or lie under
   a directory of ``GIRDER_WORKER_DOCKER_HOST_PATHS`` (``/data:/assetstore=ro``;
@@ -31,6 +40,10 @@ allow it, and nothing is pulled or started::
     gives the container every device and capability of the host); to allow it, set it in
     GIRDER_WORKER_DOCKER_RUN_OPTIONS or add privileged to GIRDER_WORKER_DOCKER_ALLOW_OPTIONS
     in the worker's environment
+
+    docker_run 6f1c…: the message asks for mem_limit='1t', but the site sets mem_limit='2g' in
+    GIRDER_WORKER_DOCKER_RUN_OPTIONS, which a message may not change; to let messages change it,
+    add mem_limit to GIRDER_WORKER_DOCKER_ALLOW_OPTIONS in the worker's environment
 """
 
 from __future__ import annotations
@@ -53,6 +66,8 @@ __all__ = [
     "Policy",
     "check",
     "check_temporary_dir",
+    "container_options",
+    "environment_dict",
     "host_path",
     "inside",
     "own_volume",
@@ -155,6 +170,19 @@ _WHY = {
     "volume_driver": "a volume driver reaches outside the container",
 }
 
+#: Message options that loosen a site's option from beside it: when the site sets the key (and
+#: ALLOW_OPTIONS does not name it), a message may set these only if ALLOW_OPTIONS names them.
+#: Each with why, for the refusal's line. Options that would only conflict with the site's (Docker
+#: refuses nano_cpus with cpu_quota, mem_reservation above mem_limit) need no entry.
+_NEIGHBOURS: Mapping[str, Mapping[str, str]] = {
+    "user": {"group_add": "a supplementary group such as 0 reaches the root-owned files of the mounts"},
+    "mem_limit": {"memswap_limit": "it lets the container swap beyond the memory limit"},
+    "cpu_quota": {"cpu_period": "a shorter period gives the same quota more CPU time"},
+}
+
+#: Options that are merged key by key with the site's instead of replacing them.
+_MERGED = frozenset({"environment", "labels"})
+
 
 class DockerRunNotAllowed(RuntimeError):
     """A ``docker_run`` message asked for what this worker does not let a message do.
@@ -241,6 +269,38 @@ def _shown(value: Any) -> str:
     return safe_text(repr(value), 80)
 
 
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def environment_dict(environment: Mapping[str, Any] | list[Any] | tuple[Any, ...]) -> dict[str, str | None]:
+    """A container's ``environment`` as a dict, from either of the SDK's forms: a dict, or a list of
+    ``"NAME=value"``. A ``"NAME"`` without ``=`` is ``NAME: None`` (Docker then removes NAME from the
+    image's environment, as for a None in the dict); values become the strings Docker gets.
+    """
+    if isinstance(environment, Mapping):
+        return {_text(name): None if value is None else _text(value) for name, value in environment.items()}
+    variables: dict[str, str | None] = {}
+    for entry in environment:
+        name, equals, value = _text(entry).partition("=")
+        variables[name] = value if equals else None
+    return variables
+
+
+def _entries(key: str, value: Any, whose: str, task_id: str | None) -> dict[str, Any]:
+    """``environment`` or ``labels`` as a dict (a list of labels names labels with empty values)."""
+    if key == "environment" and isinstance(value, (Mapping, list, tuple)):
+        return environment_dict(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        return {_text(name): "" for name in value}
+    raise DockerRunNotAllowed(
+        f"docker_run {task_id}: {whose} is a {type(value).__name__}, which is neither a mapping nor a list; "
+        "give a dict of names and values"
+    )
+
+
 @dataclass(frozen=True)
 class Policy:
     """The site's docker_run policy; :func:`policy_from_env` reads it from the environment.
@@ -271,6 +331,20 @@ class Policy:
         )
 
     def check_option(self, key: str, value: Any, site: Mapping[str, Any], task_id: str | None) -> None:
+        if key in site:
+            self.check_site_option(key, value, site, task_id)
+            return
+        for fixed, guarded in _NEIGHBOURS.items():
+            if key in guarded and fixed in site and not {key, fixed} & self.allow_options:
+                raise DockerRunNotAllowed(
+                    f"docker_run {task_id}: the message asks for {key}={_shown(value)}, but the site sets "
+                    f"{fixed}={_shown(site[fixed])} in {RUN_OPTIONS}, which {key} would loosen ({guarded[key]}); "
+                    f"to let messages set it, add {key} to {ALLOW_OPTIONS} in the worker's environment"
+                )
+        self.check_reach(key, value, site, task_id)
+
+    def check_reach(self, key: str, value: Any, site: Mapping[str, Any], task_id: str | None) -> None:
+        """Refuse an option that reaches the host, whatever the site sets."""
         if key in MESSAGE_OPTIONS or key in self.allow_options:
             return
         allowed = CHECKED_OPTIONS.get(key)
@@ -285,6 +359,42 @@ class Policy:
             f"may not set ({why}); to allow it, set it in {RUN_OPTIONS} or add {safe_text(key, 60)} to "
             f"{ALLOW_OPTIONS} in the worker's environment"
         )
+
+    def check_site_option(self, key: str, value: Any, site: Mapping[str, Any], task_id: str | None) -> None:
+        """Refuse a message's value of an option the site sets, unless it is the same or the site allows it.
+
+        A value that reaches the host gets that line (it says why), any other this one.
+        """
+        if key in _MERGED:
+            self.merged(key, value, site[key], task_id)
+        elif value != site[key] and key not in self.allow_options:
+            self.check_reach(key, value, site, task_id)
+            name = safe_text(key, 60)
+            raise DockerRunNotAllowed(
+                f"docker_run {task_id}: the message asks for {name}={_shown(value)}, but the site sets "
+                f"{name}={_shown(site[key])} in {RUN_OPTIONS}, which a message may not change; to let messages "
+                f"change it, add {name} to {ALLOW_OPTIONS} in the worker's environment"
+            )
+
+    def merged(self, key: str, value: Any, site_value: Any, task_id: str | None) -> dict[str, Any]:
+        """The message's ``environment`` or ``labels`` with the site's: the site's keys keep their values
+        (the message's win where ``GIRDER_WORKER_DOCKER_ALLOW_OPTIONS`` names the option).
+
+        The site's values are not shown in a refusal: an environment may hold the site's secrets.
+        """
+        site_entries = _entries(key, site_value, f"the site's {key} in {RUN_OPTIONS}", task_id)
+        entries = _entries(key, value, f"the message's {key}", task_id)
+        if key in self.allow_options:
+            return {**site_entries, **entries}
+        for name, entry in entries.items():
+            if name in site_entries and entry != site_entries[name]:
+                shown = safe_text(name, 60)
+                raise DockerRunNotAllowed(
+                    f"docker_run {task_id}: the message asks for {shown}={_shown(entry)} in the container's {key}, "
+                    f"but the site sets {shown} to another value in {RUN_OPTIONS}, which a message may not change; "
+                    f"to let messages change it, add {key} to {ALLOW_OPTIONS} in the worker's environment"
+                )
+        return {**entries, **site_entries}
 
     def checked_bind(self, host: str, mode: str, task_id: str | None, verb: str = "mounts") -> str:
         """The real path to bind for the message's ``host`` path, or :class:`DockerRunNotAllowed`."""
@@ -379,7 +489,7 @@ def check(
 
     Args:
         image: the image the message names.
-        message: the container options that came from the message (not the site's).
+        message: the container options that came from the message (not the site's), ``entrypoint`` too.
         volumes: the message's mounts, as the SDK takes them (a dict or a list).
         site: ``GIRDER_WORKER_DOCKER_RUN_OPTIONS``, parsed.
         task_id: the task's id, for the refusal's line.
@@ -395,3 +505,15 @@ def check(
     for host, spec, mode in _binds(volumes):
         binds[policy.checked_bind(host, mode, task_id)] = spec
     return binds
+
+
+def container_options(
+    message: Mapping[str, Any], site: Mapping[str, Any], policy: Policy, task_id: str | None
+) -> dict[str, Any]:
+    """The container's options, once :func:`check` let the message's through: the site's, with the
+    message's over them (each is new, the same, or allowed), ``environment`` and ``labels`` merged.
+    """
+    options = dict(site)
+    for key, value in message.items():
+        options[key] = policy.merged(key, value, site[key], task_id) if key in _MERGED and key in site else value
+    return options

@@ -1,8 +1,9 @@
 """One ``docker_run``, start to end: the steps, in order.
 
-1. the container's options: the caller's, held against the site's policy
-   (:mod:`._policy`: options, host paths, image), over the worker's own
-   (``GIRDER_WORKER_DOCKER_RUN_OPTIONS``); a refusal ends the run here;
+1. the container's options: the site's own (``GIRDER_WORKER_DOCKER_RUN_OPTIONS``),
+   with the caller's over them where the site's policy lets them (:mod:`._policy`:
+   options, the site's options, host paths, image; ``environment`` and ``labels``
+   merged); a refusal ends the run here;
 2. the image, by the pull policy (:mod:`._images`); labels with the task id
    (:mod:`._container`); the ``none`` log driver for a container that is removed;
 3. the streams: arguments that are connectors become their pipe's container path;
@@ -26,7 +27,7 @@ from ._client import RESERVED_RUN_OPTIONS, docker_client, run_options
 from ._container import REMOVE_LABEL, TASK_LABEL, create_kwargs, gpu_refused, without_gpu
 from ._images import ensure_image
 from ._output import ContainerOutput, Tail, Teed
-from ._policy import check, own_volumes, policy_from_env
+from ._policy import check, container_options, own_volumes, policy_from_env
 from ._pump import Pump, wake_pipe
 
 __all__ = ["ContainerError", "run", "stop_timeout"]
@@ -104,14 +105,15 @@ def _split_streams(container_args: list[Any], stream_connectors: list[Any]) -> t
 
 
 def _options(image: str, volumes: Any, kwargs: dict[str, Any], entrypoint: Any, task_id: str | None) -> dict[str, Any]:
-    """The container's options: the message's, checked by the site's policy, over the site's own."""
-    worker = run_options()
+    """The container's options: the site's own, with the message's, checked by the site's policy, over them."""
+    site = run_options()
     message = {k: v for k, v in kwargs.items() if k not in RESERVED_RUN_OPTIONS}
-    binds = check(image, message, volumes, worker, task_id, policy_from_env(own_paths=own_volumes()))
-    options: dict[str, Any] = {"volumes": binds}
-    options["volumes"].update(worker.pop("volumes", {}))
-    options.update(worker)
-    options.update(message)
+    if entrypoint is not None:
+        message["entrypoint"] = entrypoint  # held against a site's entrypoint as any option
+    policy = policy_from_env(own_paths=own_volumes())
+    binds = check(image, message, volumes, site, task_id, policy)
+    options = container_options(message, site, policy, task_id)
+    options["volumes"] = {**binds, **site.get("volumes", {})}
     if entrypoint is not None:
         options["entrypoint"] = list(entrypoint) if isinstance(entrypoint, (list, tuple)) else [entrypoint]
     return options
