@@ -45,6 +45,20 @@ def test_example_client_on_embedded_broker_in_each_pool(pool, env_for, start_wor
     assert client.stdout == "121393\n", client.stderr
 
 
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_what_the_worker_loaded_before_its_pool_started_is_frozen_in_the_process_that_runs_tasks(
+    pool, env_for, start_worker, client_app, unique_queue
+):
+    """gc.freeze before the pool forks: a pool process's collections leave the pages it shares
+    with the main process alone (the worker's memory, docs/deployment.rst)."""
+    env = env_for("redis")
+    start_worker(env, "-P", pool, "-c", "1", "-Q", unique_queue)
+
+    frozen = client_app(env).send_task("gwtest.gc_frozen", queue=unique_queue).get(timeout=30)
+
+    assert frozen > 10_000  # the modules of Celery, kombu, girder-worker and the plugins
+
+
 def test_banner_masks_the_broker_password(env_for, start_worker):
     worker = start_worker(env_for("rabbitmq"), "-P", "solo", plugins=())
     assert "amqp://guest:**@127.0.0.1:5672//" in worker.log

@@ -18,6 +18,14 @@ def whoami(self, pause=0.0):
     return {"hostname": self.request.hostname, "pid": os.getpid()}
 
 
+@task(name="gwtest.gc_frozen")
+def gc_frozen():
+    """How many objects the garbage collector of the process that runs the task never scans."""
+    import gc
+
+    return gc.get_freeze_count()
+
+
 @task(name="gwtest.touch")
 def touch(path):
     Path(path).write_text("ran\n")
