@@ -59,6 +59,21 @@ def test_what_the_worker_loaded_before_its_pool_started_is_frozen_in_the_process
     assert frozen > 10_000  # the modules of Celery, kombu, girder-worker and the plugins
 
 
+def test_a_solo_worker_does_not_load_the_docker_sdk_or_billiards_pool_to_start(
+    env_for, start_worker, client_app, unique_queue
+):
+    """The reaper talks to the local Docker socket with the standard library; the pool check
+    does not import the prefork pool (together ~0.5 s of a start, ~5 MB, docs/deployment.rst)."""
+    env = env_for("embedded")
+    worker = start_worker(env, "-P", "solo", "-Q", unique_queue)
+    assert ". docker (girder-worker-core" in worker.log  # the docker plugin and its reaper are on
+
+    modules = ["docker", "requests", "celery.concurrency.prefork", "girder_worker.docker._engine"]
+    loaded = client_app(env).send_task("gwtest.modules_loaded", args=[modules], queue=unique_queue).get(timeout=30)
+
+    assert loaded == ["girder_worker.docker._engine"]
+
+
 def test_banner_masks_the_broker_password(env_for, start_worker):
     worker = start_worker(env_for("rabbitmq"), "-P", "solo", plugins=())
     assert "amqp://guest:**@127.0.0.1:5672//" in worker.log

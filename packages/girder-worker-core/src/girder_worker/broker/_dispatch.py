@@ -30,6 +30,7 @@ ETA/countdown tasks are not counted: Celery holds them aside
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from celery import bootsteps
@@ -57,6 +58,16 @@ def has_free_slot(c: Any) -> bool:
     return reserved_count() < _slots(c)
 
 
+def _instance_of(pool: Any, module: str) -> bool:
+    """Whether ``pool`` is a ``module.TaskPool``, without importing ``module``.
+
+    A pool of a module that is not loaded is none of its: a solo worker does not load
+    the prefork pool (billiard's pool, ~0.13 s) to learn that.
+    """
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(pool, loaded.TaskPool)
+
+
 class _Waker:
     """Keep the event loop turning while the worker is full, for pools whose tasks end out of its sight.
 
@@ -69,9 +80,7 @@ class _Waker:
     INTERVAL = 0.01
 
     def __init__(self, c: Any) -> None:
-        from celery.concurrency import prefork, solo  # the worker's only: billiard is no client's business
-
-        seen = isinstance(c.pool, (prefork.TaskPool, solo.TaskPool))
+        seen = _instance_of(c.pool, "celery.concurrency.prefork") or _instance_of(c.pool, "celery.concurrency.solo")
         self.hub = c.hub if c.hub is not None and not seen else None
         self.entry: Any = None
 

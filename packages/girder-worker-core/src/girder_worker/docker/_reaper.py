@@ -21,6 +21,7 @@ from celery import bootsteps
 
 from ..delivery._pids import pid_alive
 from ._container import HOST_LABEL, PID_LABEL, REMOVE_LABEL, TASK_LABEL, WORKER, WORKER_LABEL
+from ._engine import Engine, engine_for, local_socket
 
 __all__ = ["ReaperStep", "reap"]
 
@@ -38,13 +39,13 @@ def orphaned(labels: dict[str, str], nodename: str | None, host: str, pid: int) 
     return bool(nodename) and labels.get(WORKER_LABEL) == nodename
 
 
-def reap(client: Any, nodename: str | None, host: str | None = None, pid: int | None = None) -> list[str]:
+def reap(engine: Engine, nodename: str | None, host: str | None = None, pid: int | None = None) -> list[str]:
     """Stop and remove the orphaned containers; returns their names."""
     host = host or socket.gethostname()
     pid = os.getpid() if pid is None else pid
     reaped = []
-    for container in client.containers.list(all=True, filters={"label": TASK_LABEL}):
-        labels = container.labels or {}
+    for container in engine.containers(TASK_LABEL):
+        labels = container.labels
         if not orphaned(labels, nodename, host, pid):
             continue
         if container.status in ("exited", "dead") and labels.get(REMOVE_LABEL) != "1":
@@ -59,7 +60,7 @@ def reap(client: Any, nodename: str | None, host: str | None = None, pid: int | 
             labels.get(HOST_LABEL, "?"),
         )
         try:
-            container.remove(force=True)
+            engine.remove(container)
             reaped.append(container.name)
         except Exception as exc:
             logger.warning("could not remove container %s: %s", container.name, exc)
@@ -81,7 +82,8 @@ class ReaperStep(bootsteps.StartStopStep):  # type: ignore[misc]
         hub = getattr(worker, "hub", None)
         if hub is not None:
             # Housekeeping, not readiness: the event loop's second turn begins it, in this
-            # thread, once the worker takes tasks (the Docker SDK's import takes ~0.15 s).
+            # thread, once the worker takes tasks (with an engine the Docker SDK reaches,
+            # its import takes ~0.4 s).
             # Not the first turn: kombu runs call_soon callbacks before the turn's on_tick
             # callbacks, and Redis subscribes the worker's broadcast queue (celery control,
             # revoke) in one of those; a control command sent while the import held the
@@ -91,29 +93,27 @@ class ReaperStep(bootsteps.StartStopStep):  # type: ignore[misc]
             self.begin()
 
     def begin(self) -> None:
-        # Import the Docker SDK (and requests with it) here, in the main thread: a
-        # prefork pool process forked while another thread held an import lock would
-        # wait for that lock for ever at its first import of the same module.
-        import docker  # noqa: F401
+        if local_socket() is None:
+            # An engine the SDK reaches (tcp://, ssh://): import it here, in the main
+            # thread: a prefork pool process forked while another thread held an import
+            # lock would wait for that lock for ever at its first import of the same module.
+            import docker  # noqa: F401
 
-        from . import _client  # noqa: F401
-
+            from . import _client  # noqa: F401
         self.thread = threading.Thread(target=self._reap, name="girder-worker-docker-reaper", daemon=True)
         self.thread.start()
 
     def _reap(self) -> None:
-        from ._client import docker_client
-
         try:
-            client = docker_client()
+            engine = engine_for()
         except Exception as exc:
             logger.warning("docker: not checking for containers left by dead workers: %s", exc)
             return
         try:
-            reaped = reap(client, WORKER.nodename, pid=WORKER.pid)
+            reaped = reap(engine, WORKER.nodename, pid=WORKER.pid)
             if reaped:
                 logger.info("docker: removed %d container(s) left by dead workers", len(reaped))
         except Exception as exc:
             logger.warning("docker: could not check for containers left by dead workers: %s", exc)
         finally:
-            client.close()
+            engine.close()

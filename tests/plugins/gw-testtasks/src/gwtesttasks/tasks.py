@@ -26,6 +26,14 @@ def gc_frozen():
     return gc.get_freeze_count()
 
 
+@task(name="gwtest.modules_loaded")
+def modules_loaded(names):
+    """Which of ``names`` the process that runs the task has imported."""
+    import sys
+
+    return [name for name in names if name in sys.modules]
+
+
 @task(name="gwtest.touch")
 def touch(path):
     Path(path).write_text("ran\n")
