@@ -123,7 +123,7 @@ class _Hold:
     """The message that filled the worker's last free slot, unacknowledged for now.
 
     Celery asks for its acknowledgement when the run starts (``Request.acknowledge``);
-    it is written when the hold ends.
+    it is written when the hold ends, at once.
     """
 
     def __init__(self, request: Any, timer: Any) -> None:
@@ -142,7 +142,12 @@ class _Hold:
             self.timer.cancel()
         swap_acknowledgement(self.request, self.acknowledge)
         if self.wanted is not None and write:
-            self.acknowledge(*self.wanted)
+            # Written here, in the event loop's thread, not through Celery's acknowledgement:
+            # that one only queues the write with hub.call_soon, and a hold ends in an on_tick
+            # callback, after the loop took its ready queue and its poll timeout; the queued
+            # write then waited for the next poll to return, up to a second in which RabbitMQ
+            # could send nothing (the 0.5-1 s pauses of bursts on RabbitMQ).
+            self.request.message.ack_log_error(*self.wanted)
 
 
 class _AmqpPause:
