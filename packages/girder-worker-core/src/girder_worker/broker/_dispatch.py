@@ -159,13 +159,11 @@ class _AmqpPause:
     """
 
     def __init__(self, c: Any) -> None:
-        from celery.concurrency import solo  # the worker's only
-
         self.c = c
         self.paused = False
         self.waker = _Waker(c)
         # The solo pool runs a task inside the event loop, which could not end a hold meanwhile.
-        self.can_hold = not isinstance(c.pool, solo.TaskPool)
+        self.can_hold = not _instance_of(c.pool, "celery.concurrency.solo")
         self.hold: _Hold | None = None
         # Requests of acks_late tasks, whose messages stay unacknowledged while they run.
         self.running_late: list[Any] = []

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ._client import client_timeout
+from ._client import client_timeout, docker_client
 
 __all__ = ["Container", "Engine", "EngineError", "LocalEngine", "SdkEngine", "engine_for", "local_socket"]
 
@@ -165,6 +165,4 @@ def engine_for(env: Mapping[str, str] | None = None) -> Engine:
     path = local_socket(env)
     if path is not None:
         return LocalEngine(path, client_timeout(env) or DEFAULT_TIMEOUT)
-    from ._client import docker_client
-
     return SdkEngine(docker_client(env))

@@ -98,8 +98,6 @@ class ReaperStep(bootsteps.StartStopStep):  # type: ignore[misc]
             # thread: a prefork pool process forked while another thread held an import
             # lock would wait for that lock for ever at its first import of the same module.
             import docker  # noqa: F401
-
-            from . import _client  # noqa: F401
         self.thread = threading.Thread(target=self._reap, name="girder-worker-docker-reaper", daemon=True)
         self.thread.start()
 
