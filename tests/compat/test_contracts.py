@@ -37,6 +37,20 @@ def source_of(obj: object) -> str:
     return inspect.getsource(obj)  # type: ignore[arg-type]
 
 
+def task_message(app: Celery, name: str, args: tuple[object, ...], **options: float) -> Message:
+    """A real task message for ``name``, as a worker's consumer receives it."""
+    sent = app.amqp.as_task_v2(str(uuid.uuid4()), name, args=args, kwargs={}, **options)
+    return Message(
+        body=json.dumps(sent.body),
+        content_type="application/json",
+        content_encoding="utf-8",
+        headers=sent.headers,
+        properties=sent.properties,
+        delivery_info={"exchange": "", "routing_key": "celery"},
+        delivery_tag=1,
+    )
+
+
 @pytest.fixture(scope="module")
 def request_of():
     """A real Celery Request made from a real task message."""
@@ -49,17 +63,7 @@ def request_of():
         return x
 
     def make(**options: float) -> tuple[Request, Message]:
-        task_id = str(uuid.uuid4())
-        sent = app.amqp.as_task_v2(task_id, "compat.echo", args=(1,), kwargs={}, **options)
-        message = Message(
-            body=json.dumps(sent.body),
-            content_type="application/json",
-            content_encoding="utf-8",
-            headers=sent.headers,
-            properties=sent.properties,
-            delivery_info={"exchange": "", "routing_key": "celery"},
-            delivery_tag=1,
-        )
+        message = task_message(app, "compat.echo", (1,), **options)
         return Request(message, app=app, task=app.tasks["compat.echo"]), message
 
     yield make
@@ -81,6 +85,35 @@ def test_request_dict_retries(request_of):
     found = getattr(request, "_request_dict", None)
     assert isinstance(found, dict), broken("Request._request_dict", "_celery_internals.request_retries")
     assert found.get("retries") == 0, broken("Request._request_dict['retries']", "_celery_internals.request_retries")
+
+
+def test_a_key_put_in_the_request_dict_reaches_the_run():
+    from celery.worker.request import Request
+
+    from girder_worker._celery_internals import pass_to_run
+
+    user = "_celery_internals.pass_to_run"
+    app = Celery(set_as_current=False, broker="memory://")
+    seen = []
+
+    @app.task(name="compat.sees", bind=True)
+    def sees(self):
+        seen.append(getattr(self.request, "compat_lease", None))
+
+    request = Request(task_message(app, "compat.sees", ()), app=app, task=sees)
+    pass_to_run(request, "compat_lease", {"holder": "h"})
+    handed = []
+
+    class RecordingPool:  # what Request.execute_using_pool hands a pool: the run's target and arguments
+        def apply_async(self, target, args=None, kwargs=None, **options):
+            handed.append((target, args, kwargs or {}))
+
+    request.execute_using_pool(RecordingPool())
+    assert len(handed) == 1, broken("Request.execute_using_pool calling pool.apply_async once", user)
+    target, args, kwargs = handed[0]
+    target(*args, app=app, **kwargs)  # the run, as a pool process makes it
+    assert seen == [{"holder": "h"}], broken("Request._request_dict reaching the run's task.request", user)
+    app.close()
 
 
 def test_request_already_revoked(request_of):

@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+
+from girder_worker.delivery._leases import lease_store_for
+from girder_worker_utils import TaskLost
 
 from ..conftest import wait_for
 from .girder_jobs import ERROR, SUCCESS, girder_queue_fixture, log_of, on_queue, schedule  # noqa: F401
@@ -153,8 +157,11 @@ def test_a_whole_worker_killed_mid_task_is_seen_by_the_next_worker(
         second.wait_for_log(r"was lost \(its worker \S+ stopped answering\); delivered again")
 
 
+# gwtest.delivery.record's run claims its lease itself, in its process; record_plain, on
+# Celery's own task class, has its lease claimed by the worker's main process.
+@pytest.mark.parametrize("name", ["gwtest.delivery.record", "gwtest.delivery.record_plain"])
 def test_a_duplicate_delivery_of_a_running_task_is_dropped(
-    delivery_env, start_worker, queue_app, unique_queue, tmp_path
+    name, delivery_env, start_worker, queue_app, unique_queue, tmp_path
 ):
     # What Redis's visibility timeout or a lost acknowledgement would do: the same
     # message (same task id) arrives again while the task runs on another worker.
@@ -163,17 +170,61 @@ def test_a_duplicate_delivery_of_a_running_task_is_dropped(
     app = queue_app(env)
     log = tmp_path / "runs.txt"
 
-    result = app.send_task("gwtest.delivery.record", args=[str(log), 2.0], queue=unique_queue)
+    result = app.send_task(name, args=[str(log), 2.0], queue=unique_queue)
     wait_for(lambda: starts(log, result.id), what="the first run")
-    app.send_task("gwtest.delivery.record", args=[str(log), 2.0], queue=unique_queue, task_id=result.id)
+    app.send_task(name, args=[str(log), 2.0], queue=unique_queue, task_id=result.id)
 
     assert result.get(timeout=30)
     wait_for(lambda: any("the duplicate was dropped" in w.log for w in workers), what="the duplicate to be dropped")
     assert len(starts(log, result.id)) == 1
     # ...and once it has finished, a late duplicate is dropped too.
-    app.send_task("gwtest.delivery.record", args=[str(log), 2.0], queue=unique_queue, task_id=result.id)
+    app.send_task(name, args=[str(log), 2.0], queue=unique_queue, task_id=result.id)
     wait_for(lambda: sum(w.log.count("the duplicate was dropped") for w in workers) == 2, what="a second drop")
     assert len(starts(log, result.id)) == 1
+
+
+@pytest.mark.parametrize("broker", ["redis", "embedded"])
+def test_a_late_duplicate_of_a_failed_task_leaves_its_failure(
+    broker, delivery_env, start_worker, queue_app, unique_queue
+):
+    # The duplicate is dropped before Celery would store its STARTED over the failure, for good.
+    env = delivery_env(broker, AT_LEAST_ONCE)
+    worker = start_worker(env, "-P", "prefork", "-c", "1", "-Q", unique_queue)
+    app = queue_app(env)
+    failed = app.send_task("gwtest.fail", args=["no"], queue=unique_queue)
+    with pytest.raises(ValueError, match=r"^no$"):
+        failed.get(timeout=30)
+    time.sleep(1)  # the worker releases leases every 0.2 s: the task is then finished for every worker
+
+    app.send_task("gwtest.fail", args=["no"], queue=unique_queue, task_id=failed.id)
+    wait_for(lambda: "after it finished; the duplicate was dropped" in worker.log, what="the duplicate's drop")
+    assert app.send_task("gwtest.add", args=[2, 3], queue=unique_queue).get(timeout=30) == 5  # ran after it
+    assert app.AsyncResult(failed.id).state == "FAILURE"
+
+
+@pytest.mark.parametrize(("broker", "pool"), [("redis", "prefork"), ("embedded", "solo")])
+def test_a_message_delivered_again_after_its_lost_run_is_failed_without_running(
+    broker, pool, delivery_env, start_worker, queue_app, unique_queue, tmp_path
+):
+    # What a broker's redelivery after a lost worker would bring: the task's lease says a
+    # run started under a worker that no longer beats, and its at-most-once policy allows
+    # no second start. (A long lease keeps the worker's reaper away from that lease.)
+    env = {**delivery_env(broker, AT_MOST_ONCE), "GIRDER_WORKER_LEASE_SECONDS": "60"}
+    worker = start_worker(env, "-P", pool, "-c", "1", "-Q", unique_queue)
+    app = queue_app(env)
+    log = tmp_path / "runs.txt"
+    task_id = str(uuid.uuid4())
+    lease_store_for(app).claim(task_id, "gone-worker/1", {"body": "its message"})
+
+    result = app.send_task("gwtest.delivery.record_once", args=[str(log), 0.0], queue=unique_queue, task_id=task_id)
+
+    assert wait_final(result) == "FAILURE"
+    assert isinstance(result.result, TaskLost), result.result
+    assert str(result.result) == "worker lost once (at-most-once)"
+    assert f"task gwtest.delivery.record_once[{task_id}] was lost with its worker before: worker lost once" in (
+        worker.log
+    )
+    assert starts(log, task_id) == []
 
 
 def test_girder_jobs_say_what_became_of_a_lost_task(girder, girder_queue, env_for, start_worker, tmp_path):

@@ -6,6 +6,7 @@ import celery
 import pytest
 
 from girder_worker_utils import GirderWorkerPluginABC, JobStatus, PluginTask, Task, TaskCancelled, task
+from girder_worker_utils.worker import REFUSAL_ATTR
 
 
 def eager_app(name: str) -> celery.Celery:
@@ -38,6 +39,33 @@ def test_a_recursive_task_runs_as_plain_calls_and_sees_the_callers_request():
     result = countdown.apply(args=(50,))
     assert result.get() == 50
     assert seen_ids == {result.id}
+
+
+@pytest.mark.parametrize(
+    ("refusal", "state"),
+    [(celery.exceptions.Ignore("a duplicate"), "IGNORED"), (ValueError("past its limit"), "FAILURE")],
+)
+def test_a_run_the_worker_refused_ends_with_the_refusal_before_its_body_begins(refusal, state):
+    app = celery.Celery("refused", set_as_current=False)
+    ran = []
+
+    @app.task(base=Task, bind=True, shared=False)
+    def body(self):
+        ran.append(self.request.id)
+
+    def refuse(task=None, **kwargs):  # what a worker's admission does, from the same signal
+        if task.name == body.name:
+            task.request.__dict__[REFUSAL_ATTR] = refusal
+
+    celery.signals.task_prerun.connect(refuse, weak=False)
+    try:
+        result = body.apply()
+    finally:
+        celery.signals.task_prerun.disconnect(refuse)
+    assert ran == []
+    assert result.state == state
+    assert result.result is refusal or state == "IGNORED"
+    assert body.apply().state == "SUCCESS"  # the next run, not refused, runs
 
 
 def test_a_task_raising_task_cancelled_carries_its_reason():

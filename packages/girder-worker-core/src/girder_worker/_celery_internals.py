@@ -53,6 +53,7 @@ __all__ = [
     "is_revoked",
     "mark_revoked",
     "new_setting_name",
+    "pass_to_run",
     "process_task",
     "queue_bindings",
     "read_redis_item",
@@ -101,6 +102,17 @@ def request_retries(request: Any) -> int:
     Contract test: ``test_request_dict_retries``.
     """
     return int(request._request_dict.get("retries") or 0)
+
+
+def pass_to_run(request: Any, key: str, value: Any) -> None:
+    """Give ``request``'s run ``value`` as its ``task.request.<key>``, in the process that runs it.
+
+    Relies on ``Request._request_dict`` being the dict ``Request.execute_using_pool``
+    hands to the pool (and the solo pool's call), from which the tracer makes the
+    run's ``Context``, one attribute per key (Celery 5.4-5.7).
+    Contract test: ``test_a_key_put_in_the_request_dict_reaches_the_run``.
+    """
+    request._request_dict[key] = value
 
 
 def terminated_on_purpose(request: Any) -> bool:

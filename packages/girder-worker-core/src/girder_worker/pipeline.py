@@ -57,6 +57,9 @@ def _fair_dispatch(app: Any, config: Config) -> None:
 
 
 def _admission(app: Any, config: Config) -> None:
+    # _admission's task_prerun receiver is connected here, before the girder job's and the
+    # metrics' (connected later in this list), which skip a run it dropped as a duplicate.
+    from .delivery import _admission  # noqa: F401
     from .delivery._delivery import DeliveryStep
 
     app.steps["worker"].add(DeliveryStep)
@@ -115,9 +118,11 @@ PIPELINE: tuple[Step, ...] = (
     ),
     Step(
         "admission",
-        "claims the task's lease, applies its delivery policy, drops a duplicate of a task running elsewhere; "
+        "claims the task's lease in the process that runs it, with its STARTED state (one round trip), "
+        "applies its delivery policy, drops a duplicate of a task running elsewhere; "
         "releases or keeps the lease when the run ends",
-        "worker bootstep, the Request's success/failure callbacks",
+        "worker bootstep, signal task_prerun, the result backend's store_result, "
+        "the Request's success/failure callbacks",
         "girder_worker.delivery",
         _admission,
     ),

@@ -38,6 +38,8 @@ _current = _Current()
 
 #: The request attribute where the worker keeps a run's :class:`CancelFlag`.
 CANCEL_ATTR = "girder_worker_cancel"
+#: The request attribute where the worker puts the exception a run ends with before its body begins.
+REFUSAL_ATTR = "girder_worker_refusal"
 _STARTED_ATTR = "girder_worker_started"
 _PROGRESS_ATTR = "girder_worker_progress"
 #: The Celery state a run's progress is stored under; its ``info`` is the progress.
@@ -110,6 +112,9 @@ class Task(celery.Task):  # type: ignore[misc]
             return self.run(*args, **kwargs)
         # The worker's tracer (or apply()) is running this task: the top-level call.
         request.__dict__[_STARTED_ATTR] = True
+        refusal = request.__dict__.get(REFUSAL_ATTR)
+        if refusal is not None:  # the worker's admission refused the run: its body never begins
+            raise refusal
         outer, _current.flag = _current.flag, request.__dict__.get(CANCEL_ATTR)
         try:
             if self.cancelled:  # before it began: its Girder job was found cancelled, say

@@ -12,6 +12,10 @@ What the worker does with them:
   run's :class:`~girder_worker_utils.CancelFlag` under :data:`CANCEL_ATTR`, its
   :class:`~girder_worker_utils.JobManager` under :data:`JOB_MANAGER_ATTR` and its
   Girder client under :data:`GIRDER_CLIENT_ATTR`;
+- it may refuse a run before its body begins, by putting the exception the run
+  ends with under :data:`REFUSAL_ATTR` (from a ``task_prerun`` receiver): a
+  ``celery.exceptions.Ignore`` for a duplicate delivery, say; the task raises it
+  at once, inside Celery's tracer, which records it as for any exception a task raises;
 - it reads the Girder job's API root and token from the message headers named
   in :data:`GIRDER_HEADERS`, and takes the options in :data:`GIRDER_OPTIONS` out
   of a message before it is published;
@@ -40,6 +44,7 @@ __all__ = [
     "GIRDER_HEADERS",
     "GIRDER_OPTIONS",
     "JOB_MANAGER_ATTR",
+    "REFUSAL_ATTR",
     "RunRevoked",
     "model_repr",
     "result_hooks",
@@ -52,6 +57,9 @@ __all__ = [
 
 #: The request attribute where the worker keeps a run's :class:`~girder_worker_utils.CancelFlag`.
 CANCEL_ATTR = _task.CANCEL_ATTR
+#: The request attribute where the worker puts the exception a run must end with before its body
+#: begins (see above); a run without it runs.
+REFUSAL_ATTR = _task.REFUSAL_ATTR
 #: The request attribute where the worker keeps a run's :class:`~girder_worker_utils.JobManager`.
 JOB_MANAGER_ATTR = _job.JOB_MANAGER_ATTR
 #: The request attribute where the worker keeps a run's Girder client (made on first use).

@@ -51,6 +51,7 @@ from kombu.utils.json import dumps, loads
 from kombu.utils.objects import cached_property
 
 from .._celery_internals import queue_bindings
+from ..delivery._gate import StartedGate
 from ._private_files import NotAMessageFile, ensure_private_dir, open_private, read_regular_file, write_private
 
 __all__ = ["EmbeddedBrokerWriteError", "FileResultBackend", "Transport", "envelope_problem"]
@@ -423,13 +424,14 @@ def _safe_key(key: bytes) -> bytes:
     return key
 
 
-class FileResultBackend(FilesystemBackend):  # type: ignore[misc]
+class FileResultBackend(StartedGate, FilesystemBackend):  # type: ignore[misc]
     """Celery's file result backend, polled often enough for a quick round trip.
 
     Each result is written as a 0600 file under a hidden name and renamed into
     place, so a client never reads half a result; a key that is no safe file name
     (a task id such as ``a/b``) is stored under a name made from its hash; a
-    results folder removed under a running worker is made again.
+    results folder removed under a running worker is made again. A run refused by its
+    admission stores no ``STARTED`` (see :mod:`girder_worker.delivery._gate`).
     """
 
     poll_interval = 0.02

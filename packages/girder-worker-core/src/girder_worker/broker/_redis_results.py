@@ -24,6 +24,7 @@ others keep Celery's classes.
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from typing import Any
 
@@ -32,32 +33,21 @@ from celery.backends.redis import RedisBackend
 from celery.exceptions import BackendStoreError
 
 from .._celery_internals import encoded_result_meta, redis_value_limit
+from ..delivery._gate import StartedGate
+from ._redis_lua import STORE_UNLESS_SUCCEEDED_FUNCTION
 
 __all__ = ["ResultBackend"]
 
 # KEYS: the task's result key. ARGV: the encoded meta, its lifetime in seconds (0: none).
-# Returns 1 when stored and announced, 0 when a SUCCESS is already stored (kept), -1
-# when the stored value is no JSON object this script can read (the caller decides).
-_STORE_UNLESS_SUCCEEDED = """
-local current = redis.call('GET', KEYS[1])
-if current and string.find(current, '"SUCCESS"', 1, true) then
-  local ok, meta = pcall(cjson.decode, current)
-  if not ok or type(meta) ~= 'table' then return -1 end
-  if meta['status'] == 'SUCCESS' then return 0 end
-end
-local lifetime = tonumber(ARGV[2])
-if lifetime > 0 then
-  redis.call('SETEX', KEYS[1], lifetime, ARGV[1])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-redis.call('PUBLISH', KEYS[1], ARGV[1])
-return 1
-"""
+_STORE_UNLESS_SUCCEEDED = STORE_UNLESS_SUCCEEDED_FUNCTION + "return store_unless_succeeded(KEYS[1], ARGV[1], ARGV[2])\n"
 
 
-class ResultBackend(RedisBackend):  # type: ignore[misc]
-    """Celery's Redis result backend; a state is read, checked and stored in one round trip."""
+class ResultBackend(StartedGate, RedisBackend):  # type: ignore[misc]
+    """Celery's Redis result backend; a state is read, checked and stored in one round trip.
+
+    A run's ``STARTED`` is stored with its lease claim, in the same round trip (see
+    :meth:`started_record` and :mod:`girder_worker.delivery._gate`).
+    """
 
     # functools' (not kombu's, which takes a lock at every read): read at every state stored.
     @cached_property
@@ -79,5 +69,20 @@ class ResultBackend(RedisBackend):  # type: ignore[misc]
             return super()._store_result(task_id, result, state, traceback=traceback, request=request, **kwargs)
         return result
 
+    def started_record(self, task_id: str, request: Any) -> tuple[str, str, int] | None:
+        """The key, value and lifetime of the ``STARTED`` state Celery's tracer would store for
+        ``request``'s run in this process, or None when it must be stored Celery's way."""
+        if self.serializer != "json":
+            return None
+        meta = {"pid": os.getpid(), "hostname": getattr(request, "hostname", None)}
+        value = encoded_result_meta(self, task_id, meta, states.STARTED, None, request)
+        if not isinstance(value, str) or len(value) > redis_value_limit(self):
+            return None
+        return _text(self.get_key_for_task(task_id)), value, int(self.expires or 0)
+
     def _store_unless_succeeded(self, key: Any, value: Any, expires: Any) -> int:
         return int(self._store_script(keys=[key], args=[value, int(expires or 0)]))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -30,10 +30,12 @@ from billiard.einfo import ExceptionInfo
 from billiard.exceptions import WorkerLostError
 from celery import bootsteps
 
+from girder_worker_utils import Task as GirderWorkerTask
 from girder_worker_utils import TaskLost
 
 from .._celery_internals import (
     is_revoked,
+    pass_to_run,
     replace_request_callbacks,
     request_message,
     request_retries,
@@ -46,9 +48,10 @@ from .._outcome import of_lost, store_state
 from ..broker._housekeeping import SWEEP_INTERVAL_SECONDS, result_expiry, sweep
 from ..cancellation import _moments
 from ..monitoring import _metrics
-from ._leases import DONE, REUSED, Claim, LeaseStore, lease_store_for
+from ._gate import LEASE_KEY, DuplicateRun, StartedGate
+from ._leases import DONE, REUSED, RUNNING, Claim, LeaseStore, lease_store_for
 
-__all__ = ["AT_LEAST_ONCE", "AT_MOST_ONCE", "Delivery", "DeliveryStep", "Policy", "policy_for", "watch_run"]
+__all__ = ["AT_LEAST_ONCE", "AT_MOST_ONCE", "Delivery", "DeliveryStep", "Policy", "policy_for", "verdict", "watch_run"]
 
 logger = logging.getLogger("girder_worker.delivery")
 
@@ -167,6 +170,37 @@ def _lost_reason(count: int, policy: Policy) -> str:
     return f"worker lost {times} ({policy})"
 
 
+def verdict(claim: Claim, policy: Policy, name: str, task_id: str) -> DuplicateRun | TaskLost | None:
+    """What becomes of a run whose lease claim found ``claim``: None when it runs, else the
+    exception it ends with before it begins; logged here, but for a duplicate's drop."""
+    if claim.duplicate_of is not None:
+        if claim.duplicate_of == DONE:
+            return DuplicateRun("after it finished")
+        return DuplicateRun(f"while worker {claim.holder.partition('/')[0]} runs it")
+    if claim.deliveries > policy.limit:
+        # A message redelivered by the broker after an earlier run was lost.
+        reason = _lost_reason(claim.deliveries - 1, policy)
+        logger.error("task %s[%s] was lost with its worker before: %s; it is not run again", name, task_id, reason)
+        return TaskLost(reason)
+    if claim.previous == REUSED:
+        logger.warning(
+            "task %s[%s] reuses the id of a task that finished, with other arguments: it runs as a new task, "
+            "and its result replaces the old one (give each call its own id)",
+            name,
+            task_id,
+        )
+    if claim.previous == RUNNING:
+        logger.warning(
+            "task %s[%s] was delivered again after its worker %s was lost: delivery %d of %d",
+            name,
+            task_id,
+            claim.holder.partition("/")[0],
+            claim.deliveries,
+            policy.limit,
+        )
+    return None
+
+
 class Delivery:
     """One worker's side of the policy: claims, releases, heartbeat, takeovers."""
 
@@ -185,13 +219,36 @@ class Delivery:
         self._attempts: dict[str, int] = {}
         self._failing = False
         self.thread: threading.Thread | None = None
+        #: Whether runs claim their leases themselves (the backend skips a refused run's STARTED).
+        self.claims_in_run = isinstance(app.backend, StartedGate)
 
     # -- the worker's main process, as tasks go to the pool --------------------
     def admit(self, request: Any) -> bool:
-        """Claim ``request``'s lease; False if it must not run (handled here)."""
+        """Claim ``request``'s lease, or hand the claim to its run; False if it must not run (handled here).
+
+        A run of a girder-worker task (:class:`girder_worker_utils.Task`) with one of
+        girder-worker's result backends claims its lease itself, in the process that
+        runs it, together with its ``STARTED`` state (:mod:`._admission`): the worker's
+        main process makes no round trip for it. Any other run's lease is claimed here.
+        """
         if is_revoked(request.id):
             return True  # Celery reports it revoked; no run, no lease
         attempt = request_retries(request)
+        policy = policy_for(request.task, self.config)
+        if self.claims_in_run and isinstance(request.task, GirderWorkerTask):
+            pass_to_run(
+                request,
+                LEASE_KEY,
+                {
+                    "holder": self.holder,
+                    "attempt": attempt,
+                    "policy": [policy.mode, policy.max_deliveries],
+                    "message": message_of(request),
+                },
+            )
+            with self._lock:
+                self._attempts[request.id] = attempt
+            return True
         try:
             claim = self.store.claim(request.id, self.holder, message_of(request), attempt)
         except Exception as exc:
@@ -199,51 +256,30 @@ class Delivery:
             return True
         with self._lock:
             self._attempts[request.id] = attempt
-        if claim.duplicate_of is not None:
-            self._drop_duplicate(request, claim)
+        refusal = verdict(claim, policy, request.name, request.id)
+        if isinstance(refusal, DuplicateRun):
+            self.duplicate_dropped(request, refusal.where)
+            request.acknowledge()
+            task_ready(request)
             return False
-        policy = policy_for(request.task, self.config)
-        if claim.deliveries > policy.limit:
-            # A message redelivered by the broker after an earlier run was lost.
-            reason = _lost_reason(claim.deliveries - 1, policy)
-            logger.error(
-                "task %s[%s] was lost with its worker before: %s; it is not run again", request.name, request.id, reason
-            )
-            _moments.lost(self.hostname, request.id, request.name, reason, delivered_again=False)
+        if isinstance(refusal, TaskLost):
+            self.lost_before(request, refusal)
             request.acknowledge()
             self.finished(request.id)
-            request.on_failure(_einfo(TaskLost(reason)), return_ok=False)
+            request.on_failure(_einfo(refusal), return_ok=False)
             return False
-        if claim.previous == REUSED:
-            logger.warning(
-                "task %s[%s] reuses the id of a task that finished, with other arguments: it runs as a new task, "
-                "and its result replaces the old one (give each call its own id)",
-                request.name,
-                request.id,
-            )
-        if claim.previous == "running":
-            logger.warning(
-                "task %s[%s] was delivered again after its worker %s was lost: delivery %d of %d",
-                request.name,
-                request.id,
-                claim.holder.partition("/")[0],
-                claim.deliveries,
-                policy.limit,
-            )
         return True
 
-    def _drop_duplicate(self, request: Any, claim: Claim) -> None:
-        where = (
-            "after it finished"
-            if claim.duplicate_of == DONE
-            else f"while worker {claim.holder.partition('/')[0]} runs it"
-        )
+    def duplicate_dropped(self, request: Any, where: str) -> None:
+        """``request`` was a duplicate, dropped before it ran: say so; its lease is another run's."""
         logger.warning("task %s[%s] was delivered again %s; the duplicate was dropped", request.name, request.id, where)
         _metrics.duplicate_dropped(request.name)
-        request.acknowledge()
-        task_ready(request)
         with self._lock:
             self._attempts.pop(request.id, None)
+
+    def lost_before(self, request: Any, refusal: TaskLost) -> None:
+        """``request`` was refused, its earlier runs lost up to its delivery limit."""
+        _moments.lost(self.hostname, request.id, request.name, refusal.reason, delivered_again=False)
 
     def finished(self, task_id: str) -> None:
         """The run of ``task_id`` ended here: release its lease (batched)."""
@@ -440,7 +476,12 @@ def watch_run(delivery: Delivery, request: Any) -> bool:
     def lost_or_failed(exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> Any:
         exc = exc_info.exception
         exc = getattr(exc, "exc", exc)  # Celery's ExceptionWithTraceback
-        if _is_loss(request, exc):
+        if isinstance(exc, DuplicateRun):  # refused by its run's admission (Celery acknowledges an Ignore)
+            delivery.duplicate_dropped(request, exc.where)
+            return on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        if isinstance(exc, TaskLost):  # refused by its run's admission: lost up to its delivery limit
+            delivery.lost_before(request, exc)
+        elif _is_loss(request, exc):
             exc_info = delivery.pool_process_lost(request, _how(exc))
             if exc_info is None:  # delivered again
                 request.acknowledge()  # the original message, if the task acknowledges late

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..broker._private_files import ensure_private_dir, open_private, write_private
+from ..broker._redis_lua import STORE_UNLESS_SUCCEEDED_FUNCTION
 from ..cancellation._store import durable_backend
 
 __all__ = ["Claim", "Lease", "LeaseStore", "lease_store_for"]
@@ -77,32 +78,53 @@ _ALIVE_PREFIX = _PREFIX + "alive:"
 # KEYS: lease, running index. ARGV: holder, alive prefix, now, message, task id, attempt,
 # the digest of the message's body (a finished task's id under another body is a new task).
 # A message of a later attempt (Celery's retry publishes one under the same id) is
-# never a duplicate: it starts the lease afresh.
-_CLAIM = """
-local holder = redis.call('HGET', KEYS[1], 'holder')
-local state = redis.call('HGET', KEYS[1], 'state')
-local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '-1')
-if tonumber(ARGV[6]) > attempt then
-  redis.call('DEL', KEYS[1])
-  state = false
-else
-  if state == 'done' then
-    local digest = redis.call('HGET', KEYS[1], 'digest')
-    if not digest or digest == ARGV[7] then return {0, 'done', holder or '', state} end
-    redis.call('DEL', KEYS[1])  -- another message under a finished task's id: a new task
-    state = 'reused'
+# never a duplicate: it starts the lease afresh. Returns the delivery count (0 for a
+# duplicate), 'running' or 'done' for a duplicate, the previous holder, the previous state.
+_CLAIM_FUNCTION = """
+local function claim()
+  local holder = redis.call('HGET', KEYS[1], 'holder')
+  local state = redis.call('HGET', KEYS[1], 'state')
+  local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '-1')
+  if tonumber(ARGV[6]) > attempt then
+    redis.call('DEL', KEYS[1])
+    state = false
+  else
+    if state == 'done' then
+      local digest = redis.call('HGET', KEYS[1], 'digest')
+      if not digest or digest == ARGV[7] then return {0, 'done', holder or '', state} end
+      redis.call('DEL', KEYS[1])  -- another message under a finished task's id: a new task
+      state = 'reused'
+    end
+    if state == 'running' and holder and redis.call('EXISTS', ARGV[2] .. holder) == 1 then
+      return {0, 'running', holder, state}
+    end
   end
-  if state == 'running' and holder and redis.call('EXISTS', ARGV[2] .. holder) == 1 then
-    return {0, 'running', holder, state}
-  end
+  local n = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
+  redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'state', 'running', 'attempt', ARGV[6], 'digest', ARGV[7])
+  redis.call('HSETNX', KEYS[1], 'message', ARGV[4])
+  redis.call('PERSIST', KEYS[1])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+  return {n, '', holder or '', state or ''}
 end
-local n = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
-redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'state', 'running', 'attempt', ARGV[6], 'digest', ARGV[7])
-redis.call('HSETNX', KEYS[1], 'message', ARGV[4])
-redis.call('PERSIST', KEYS[1])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
-return {n, '', holder or '', state or ''}
 """
+_CLAIM = _CLAIM_FUNCTION + "return claim()\n"
+
+# The claim, then, for a run that may start (no duplicate, within the delivery limit), its
+# STARTED state stored as the result backend stores it: one round trip for both.
+# KEYS: lease, running index, the task's result key. ARGV: the claim's, then the
+# delivery limit, the encoded STARTED meta, its lifetime. Returns the claim's answer
+# and what the store returned (see STORE_UNLESS_SUCCEEDED_FUNCTION; nil: not stored).
+_CLAIM_AND_START = (
+    _CLAIM_FUNCTION
+    + STORE_UNLESS_SUCCEEDED_FUNCTION
+    + """
+local found = claim()
+if found[2] == '' and found[1] <= tonumber(ARGV[8]) then
+  found[5] = store_unless_succeeded(KEYS[3], ARGV[9], ARGV[10])
+end
+return found
+"""
+)
 
 # KEYS: lease, running index. ARGV: holder, attempt, state, retention, task id.
 _RELEASE = """
@@ -150,6 +172,7 @@ class RedisLeaseStore:
     def __init__(self, client: Any) -> None:
         self.client = client
         self._claim = client.register_script(_CLAIM)
+        self._claim_and_start = client.register_script(_CLAIM_AND_START)
         self._take = client.register_script(_TAKE)
         self._release = client.register_script(_RELEASE)
 
@@ -169,6 +192,38 @@ class RedisLeaseStore:
             args=[holder, _ALIVE_PREFIX, time.time(), json.dumps(message), task_id, attempt, digest_of(message)],
         )
         return Claim(int(n), _text(duplicate) or None, _text(previous_holder), _text(previous))
+
+    def claim_and_start(
+        self,
+        task_id: str,
+        holder: str,
+        message: dict[str, Any],
+        attempt: int,
+        limit: int,
+        started: tuple[str, str, int],
+    ) -> tuple[Claim, bool]:
+        """:meth:`claim`, and for a run that may start (no duplicate, at most ``limit``
+        deliveries) store ``started`` (its result key, encoded ``STARTED`` meta, lifetime),
+        in one round trip. Returns the claim and whether ``STARTED`` was stored."""
+        key, value, lifetime = started
+        found = self._claim_and_start(
+            keys=[self._key(task_id), _RUNNING_KEY, key],
+            args=[
+                holder,
+                _ALIVE_PREFIX,
+                time.time(),
+                json.dumps(message),
+                task_id,
+                attempt,
+                digest_of(message),
+                limit,
+                value,
+                lifetime,
+            ],
+        )
+        n, duplicate, previous_holder, previous = found[:4]
+        stored = len(found) > 4 and int(found[4]) == 1
+        return Claim(int(n), _text(duplicate) or None, _text(previous_holder), _text(previous)), stored
 
     def release(self, runs: Iterable[tuple[str, int]], holder: str, state: str = DONE) -> None:
         pipe = self.client.pipeline(transaction=False)

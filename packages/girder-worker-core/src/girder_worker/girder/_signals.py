@@ -33,6 +33,7 @@ from girder_worker_utils.worker import CANCEL_ATTR, GIRDER_CLIENT_ATTR, JOB_MANA
 
 from .._outcome import Outcome, line_of, of_failure, of_revoked, of_success, of_unknown_task
 from ..cancellation import _cancel as _cancel  # its task_prerun receiver, which attaches the cancel flag, runs first
+from ..delivery._gate import dropped
 from ..monitoring._log_filter import remember_secret, safe_text
 from . import _job_log
 from ._job import JobChannel
@@ -176,6 +177,8 @@ def _on_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> N
     if not _is_ours(task):
         return
     request = task.request
+    if dropped(request):  # a duplicate delivery: the run it duplicates reports
+        return
     settings = ReportSettings.for_app(task.app)
     api_url = apply_api_url(request, settings.api_url)
     token = getattr(request, "girder_client_token", None)

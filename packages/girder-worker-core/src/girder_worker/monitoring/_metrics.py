@@ -32,6 +32,7 @@ from typing import Any
 from celery import signals
 
 from ..cancellation import _moments
+from ..delivery._gate import dropped
 
 __all__ = [
     "SENT_HEADER",
@@ -183,7 +184,7 @@ def report_backlog(jobs: int) -> None:
 
 def _on_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
     m = _live
-    if m is None or task is None or task_id is None:
+    if m is None or task is None or task_id is None or dropped(task.request):  # a duplicate: no run
         return
     m.of(m.started, task.name).inc()
     m.started_at[task_id] = time.monotonic()
