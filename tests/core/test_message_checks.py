@@ -124,6 +124,32 @@ def test_headers_celery_would_fail_on(extra, says):
     assert says in check_headers({"task": "t.add", "id": "1", **extra}).problem
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "girder_worker_started",  # the run would skip its cancel flag, transforms and result hooks
+        "girder_worker_refusal",
+        "girder_worker_lease",  # the run would claim a lease as the message says
+        "girder_worker_cancel",
+        "girder_worker_job_manager",
+        "girder_worker_started_stored",
+        "girder_worker_anything_later",
+    ],
+)
+def test_a_message_may_not_set_the_workers_own_names_on_a_run(name):
+    rejection = check_headers({"task": "t.add", "id": "1", name: True})
+    assert rejection.problem == f"its {name!r} header is a name the worker keeps for its own state of a run"
+    assert rejection.fix == "drop it: only the worker sets girder_worker_* names on a run"
+    # Celery makes the run's request from the body's embed too.
+    assert check_body([[1], {}, {name: True}]).problem == (
+        f"its {name!r} embed key is a name the worker keeps for its own state of a run"
+    )
+
+
+def test_the_publication_time_a_client_stamps_passes():
+    assert check_headers({"task": "t.add", "id": "1", "girder_worker_sent_at": 1764800000.0}) is None
+
+
 def test_headers_celery_sends_pass():
     headers = {"task": "t.add", "id": "1", "timelimit": [None, 2.5], "retries": 0, "shadow": None, "group": "g"}
     assert check_headers(headers) is None

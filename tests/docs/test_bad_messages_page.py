@@ -46,6 +46,7 @@ def test_the_quoted_lines_are_the_real_ones():
     assert check_headers({"task": "gwtest.add"}).problem in text
     assert check_body([5, {}, None]).problem in text
     assert check_body([[], [], None]).problem in text
+    assert line(check_headers({"task": "gwtest.add", "id": "1", "girder_worker_started": True})) in text
 
 
 def test_the_page_is_in_the_table_of_contents():

@@ -227,6 +227,27 @@ def test_a_message_delivered_again_after_its_lost_run_is_failed_without_running(
     assert starts(log, task_id) == []
 
 
+@pytest.mark.parametrize(("broker", "pool"), [("redis", "prefork"), ("embedded", "solo")])
+def test_a_retried_task_runs_again_as_a_new_delivery(
+    broker, pool, delivery_env, start_worker, queue_app, unique_queue, tmp_path
+):
+    # self.retry() publishes the run's message again, with the run's own headers: the lease the
+    # worker handed the run must not travel with it (the worker refuses a message carrying one).
+    env = delivery_env(broker, AT_MOST_ONCE)
+    worker = start_worker(env, "-P", pool, "-c", "1", "-Q", unique_queue)
+    app = queue_app(env)
+    log = tmp_path / "runs.txt"
+
+    result = app.send_task("gwtest.delivery.retry_once", args=[str(log)], queue=unique_queue)
+
+    retries, worker_headers = result.get(timeout=30)
+    assert retries == 1
+    assert set(worker_headers) <= {"girder_worker_sent_at"}, worker_headers
+    assert len(starts(log, result.id)) == 2  # at-most-once: a retry is no loss, and no duplicate
+    assert "rejected task" not in worker.log
+    assert "the duplicate was dropped" not in worker.log
+
+
 def test_girder_jobs_say_what_became_of_a_lost_task(girder, girder_queue, env_for, start_worker, tmp_path):
     env = env_for("rabbitmq")
     env.update(GIRDER_WORKER_MAX_DELIVERIES="2")

@@ -71,6 +71,20 @@ def test_hostile_messages_are_one_line_each_and_the_worker_serves_on(
                 ).encode(),  # the id is added below
                 "it is a Celery protocol 1 message (the task named in its body), which this worker does not run",
             ),
+            # A run's request is made from the headers and the embed: a message posing as the
+            # worker's own state of the run (here: "already started", so no cancel flag, no
+            # transforms, no result hooks) is refused.
+            "worker's own header": (
+                {"task": "gwtest.add", "girder_worker_started": True},
+                b"[[1, 2], {}, null]",
+                "its 'girder_worker_started' header is a name the worker keeps for its own state of a run; "
+                "the message was discarded (drop it",
+            ),
+            "worker's own embed key": (
+                {"task": "gwtest.add"},
+                b'[[1, 2], {}, {"girder_worker_lease": {"holder": "x"}}]',
+                "its 'girder_worker_lease' embed key is a name the worker keeps for its own state of a run",
+            ),
             "backend_cleanup": (
                 {"task": "celery.backend_cleanup"},
                 b"[[], {}, null]",

@@ -34,6 +34,8 @@ from kombu.pools import ProducerPool
 from kombu.serialization import dumps
 from kombu.utils.objects import cached_property
 
+from ..monitoring._metrics import SENT_HEADER
+
 __all__ = [
     "AMQP",
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -52,6 +54,25 @@ __all__ = [
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 _BODY_FIX = "publish it with Celery's send_task or apply_async and serializer='json'"
+
+#: Celery makes a run's request (``task.request``) from the message's headers and the
+#: body's embed; the worker keeps its own state of a run there, under names with this
+#: prefix (the cancel flag, the lease, the refusal, the Girder job, ...). A message
+#: that sets one would pose as that state: make the run skip its cancel flag and
+#: transforms, claim a lease for another worker, or end as the message says.
+_WORKER_PREFIX = "girder_worker_"
+#: The one header with that prefix a client sends: when it published the message.
+_CLIENT_HEADERS = frozenset({SENT_HEADER})
+_WORKER_FIX = "drop it: only the worker sets girder_worker_* names on a run"
+
+
+def _worker_name(names: Any, where: str) -> Rejection | None:
+    for name in names:
+        if isinstance(name, str) and name.startswith(_WORKER_PREFIX) and name not in _CLIENT_HEADERS:
+            return Rejection(f"its {name!r} {where} is a name the worker keeps for its own state of a run", _WORKER_FIX)
+    return None
+
+
 _JSON_TYPES = {dict: "object", list: "array", tuple: "array", str: "string", bool: "boolean", type(None): "null"}
 
 
@@ -145,7 +166,7 @@ def check_headers(headers: Mapping[str, Any]) -> Rejection | None:
     retries = headers.get("retries")
     if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool) or retries < 0):
         return Rejection("its 'retries' header is not a whole number >= 0", _BODY_FIX)
-    return None
+    return _worker_name(headers, "header")
 
 
 def check_size(body: bytes | str, limit: int) -> Rejection | None:
@@ -182,7 +203,7 @@ def check_body(payload: Any) -> Rejection | None:
     ):
         if not isinstance(value, kinds):
             return Rejection(f"its {name} a JSON {_json_type(value)}, not {wanted}", _BODY_FIX)
-    return None
+    return _worker_name(embed or {}, "embed key")
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,9 @@ def _on_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> N
     if request is None:
         return
     lease = request.__dict__.pop(LEASE_KEY, None)  # the task's code does not see it
+    headers = request.__dict__.get("headers")
+    if isinstance(headers, dict):  # Celery's custom headers of the run, which self.retry() sends on
+        headers.pop(LEASE_KEY, None)
     if not isinstance(lease, dict):
         return
     refusal = admit_run(task, request, lease)

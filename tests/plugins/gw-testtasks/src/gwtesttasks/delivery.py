@@ -36,6 +36,15 @@ def record_plain(self, path, seconds=0.0):
     return _run(self.request.id, path, seconds)
 
 
+@task(name="gwtest.delivery.retry_once", bind=True)
+def retry_once(self, path):
+    """``record`` that retries its first run; returns its retries and the girder_worker_* headers it got."""
+    _log(path, f"start {self.request.id} {os.getpid()}")
+    if self.request.retries == 0:
+        raise self.retry(countdown=0)
+    return [self.request.retries, sorted(k for k in self.request.headers or {} if k.startswith("girder_worker_"))]
+
+
 @task(name="gwtest.delivery.record_once", bind=True, delivery="at-most-once")
 def record_once(self, path, seconds=0.0):
     """``record``, declared at-most-once."""
