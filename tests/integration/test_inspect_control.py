@@ -26,6 +26,11 @@ def one_worker(env_for, start_worker, queue_app, unique_queue, tmp_path):
     return worker, name, queue_app(env)
 
 
+def queues(inspect: Any, name: str) -> list[str]:
+    """The names of the queues worker ``name`` consumes from, as it answers ``inspect active_queues``."""
+    return [q["name"] for q in (inspect.active_queues() or {}).get(name, [])]
+
+
 def _reply(answers: list[dict[str, Any]] | None, name: str) -> Any:
     assert answers, "no worker answered"
     return next(a[name] for a in answers if name in a)
@@ -97,11 +102,13 @@ def test_control_commands_change_the_running_worker(one_worker, unique_queue, tm
     extra = unique_queue + "-extra"
     reply = control.add_consumer(extra, destination=[name], reply=True, timeout=5)
     assert _reply(reply, name) == {"ok": f"add consumer {extra}"}
-    assert extra in [q["name"] for q in inspect.active_queues()[name]]
+    # Celery's add_consumer answers at once and adds the queue in the event loop's next turn
+    # (call_soon): an inspect read in the same turn does not see it yet.
+    wait_for(lambda: extra in queues(inspect, name), what=f"the worker to consume from {extra}")
     assert app.send_task("gwtest.add", args=[2, 2], queue=extra).get(timeout=30) == 4
     reply = control.cancel_consumer(extra, destination=[name], reply=True, timeout=5)
     assert _reply(reply, name) == {"ok": f"no longer consuming from {extra}"}
-    assert extra not in [q["name"] for q in inspect.active_queues()[name]]
+    wait_for(lambda: extra not in queues(inspect, name), what=f"the worker to stop consuming from {extra}")
     with app.connection_for_write() as conn:
         conn.default_channel.queue_delete(extra)
 
