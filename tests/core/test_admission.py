@@ -22,7 +22,6 @@ from girder_worker._app import create_app
 from girder_worker._config import read_config
 from girder_worker.broker._redis_results import ResultBackend
 from girder_worker.delivery import _admission
-from girder_worker.delivery._delivery import message_of  # noqa: F401  (the shape the lease's message has)
 from girder_worker.delivery._gate import LEASE_KEY, STARTED_STORED, DuplicateRun
 from girder_worker.delivery._leases import DONE, lease_store_for
 from girder_worker_utils import TaskLost

@@ -31,6 +31,7 @@ from typing import Any
 from celery import states
 from celery.backends.redis import RedisBackend
 from celery.exceptions import BackendStoreError
+from kombu.utils.encoding import bytes_to_str
 
 from .._celery_internals import encoded_result_meta, redis_value_limit
 from ..delivery._gate import StartedGate
@@ -78,11 +79,7 @@ class ResultBackend(StartedGate, RedisBackend):  # type: ignore[misc]
         value = encoded_result_meta(self, task_id, meta, states.STARTED, None, request)
         if not isinstance(value, str) or len(value) > redis_value_limit(self):
             return None
-        return _text(self.get_key_for_task(task_id)), value, int(self.expires or 0)
+        return bytes_to_str(self.get_key_for_task(task_id)), value, int(self.expires or 0)
 
     def _store_unless_succeeded(self, key: Any, value: Any, expires: Any) -> int:
         return int(self._store_script(keys=[key], args=[value, int(expires or 0)]))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
