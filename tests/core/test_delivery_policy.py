@@ -149,3 +149,61 @@ def test_a_lease_whose_holder_beats_is_not_taken(tmp_path, stores):
     assert delivery.reap() == 0
     assert published(app) == []
     assert app.AsyncResult(task_id).state == "PENDING"
+
+
+def _claims_of_one_task(store: FileLeaseStore, task_id: str, holders: list[str]) -> list[str]:
+    """Claim ``task_id`` for each holder at once, in threads; the holders that won."""
+    import threading
+
+    start = threading.Barrier(len(holders))
+    won: list[str] = []
+
+    def claim(holder: str) -> None:
+        start.wait()
+        if store.claim(task_id, holder, {"body": "[[1, 2], {}, {}]"}).duplicate_of is None:
+            won.append(holder)
+
+    threads = [threading.Thread(target=claim, args=(holder,)) for holder in holders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return won
+
+
+def test_the_threads_of_one_process_claim_a_file_lease_one_at_a_time(tmp_path):
+    # The lock file stays open in a process; flock does not exclude its threads.
+    store = FileLeaseStore(tmp_path / "leases")
+    holders = [f"w{i}@host/{i}" for i in range(8)]
+    for holder in holders:
+        store.heartbeat(holder, 60)
+    for round_ in range(20):
+        assert len(_claims_of_one_task(store, f"task-{round_}", holders)) == 1
+
+
+def test_a_forked_process_claims_a_file_lease_against_its_parent(tmp_path):
+    import multiprocessing
+
+    store = FileLeaseStore(tmp_path / "leases")
+    for holder in ("parent@host/1", "child@host/2"):
+        store.heartbeat(holder, 60)
+    store.claim("warm", "parent@host/1", {"body": "[]"})  # the parent's lock file is open before the fork
+    ids = [f"task-{i}" for i in range(300)]
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+
+    def child() -> None:
+        ready.wait()
+        for task_id in ids:
+            store.claim(task_id, "child@host/2", {"body": "[]"})
+
+    process = context.Process(target=child)
+    process.start()
+    ready.set()
+    mine = [task_id for task_id in ids if store.claim(task_id, "parent@host/1", {"body": "[]"}).duplicate_of is None]
+    process.join(timeout=60)
+
+    assert process.exitcode == 0
+    theirs = {task_id for task_id in ids if store._read(task_id)["holder"] == "child@host/2"}
+    assert theirs.isdisjoint(mine)
+    assert theirs | set(mine) == set(ids)

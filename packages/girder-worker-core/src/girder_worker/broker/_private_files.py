@@ -20,11 +20,14 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import stat
+import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "NotAMessageFile",
@@ -102,11 +105,12 @@ def open_private(path: Path, flags: int = os.O_RDWR) -> int:
     return fd
 
 
-def write_private(path: Path | str, data: bytes) -> None:
-    """Write ``data`` to ``path`` in one step: a 0600 file under a hidden name, renamed into place.
+def write_private(path: Path | str, data: bytes, *, new: bool = False) -> None:
+    """Write ``data`` to ``path`` in one step: a 0600 file under a hidden name, moved into place.
 
-    Readers never see a partial file; when the write fails (a full disk) the hidden
-    file is removed and the error raised.
+    Readers never see a partial file, nor ``path`` missing while it is replaced;
+    when the write fails (a full disk) the hidden file is removed and the error
+    raised. ``new``: the name was just made (a message's), no file is there to replace.
     """
     path = Path(path)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
@@ -118,12 +122,62 @@ def write_private(path: Path | str, data: bytes) -> None:
             view = view[os.write(fd, view) :]
         os.close(fd)
         fd = -1
-        os.replace(partial, path)
+        if not new and _exchanged(partial, path):
+            partial.unlink(missing_ok=True)  # it holds the old content now
+        else:
+            os.replace(partial, path)
     except BaseException:
         if fd >= 0:
             os.close(fd)
         partial.unlink(missing_ok=True)
         raise
+
+
+#: libc's ``renameat2`` once looked up; False where there is none (not Linux, not glibc 2.28+).
+_renameat2: Any = None
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchanged(partial: Path, path: Path) -> bool:
+    """Swap ``partial`` and an existing ``path`` in one step; False when there is no ``path``
+    or the system cannot swap (then the caller renames).
+
+    Readers see the old file or the new one, as with a rename over it. Why not that
+    rename: ext4 (the usual Linux file system) starts writing the new file's data to
+    disk on a rename over an existing file (its ``auto_da_alloc``), which made each
+    overwrite ten times dearer (0.22 ms against 0.04 ms here) and slowed every other
+    process writing into the folder; a result's ``STARTED`` turning ``SUCCESS`` and a
+    lease's release are overwrites. A new file was never written through at once:
+    these files outlive a worker that dies, not a machine that loses power.
+    """
+    global _renameat2
+    if _renameat2 is None:
+        _renameat2 = _load_renameat2()
+    if _renameat2 is False:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(partial), _AT_FDCWD, os.fsencode(path), _RENAME_EXCHANGE) == 0:
+        return True
+    import ctypes
+
+    code = ctypes.get_errno()
+    if code in (errno.ENOENT, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False  # no file to swap with, or a file system (or kernel) that cannot swap
+    raise OSError(code, os.strerror(code), str(path))
+
+
+def _load_renameat2() -> Any:
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes  # here, not at import: only a worker that overwrites a file needs it
+
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
 
 
 def read_regular_file(path: str, limit: int) -> bytes:

@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -278,16 +279,35 @@ class FileLeaseStore:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.alive = folder / "alive"
+        #: The lock file, open in this process: (process id, descriptor).
+        self._guard: tuple[int, int] | None = None
+        # flock excludes open files, not threads: this process's threads share one.
+        self._threads = threading.Lock()
+
+    def _lock_file(self) -> int:
+        """This process's descriptor of the lock file, opened once (again in a forked
+        process, where the parent's would lock with the parent, and after the folder
+        was removed, where other processes lock a new file)."""
+        if self._guard is not None:
+            pid, fd = self._guard
+            if pid == os.getpid() and os.fstat(fd).st_nlink:
+                return fd
+            with contextlib.suppress(OSError):
+                os.close(fd)  # in a forked process, its copy of the parent's: the parent's lock stays
+        ensure_private_dir(self.alive)
+        fd = open_private(self.folder / ".lock", os.O_WRONLY | os.O_APPEND)
+        self._guard = (os.getpid(), fd)
+        return fd
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        ensure_private_dir(self.alive)
-        with os.fdopen(open_private(self.folder / ".lock", os.O_WRONLY | os.O_APPEND), "ab") as guard:
-            fcntl.flock(guard, fcntl.LOCK_EX)
+        with self._threads:
+            fd = self._lock_file()
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(guard, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _path(self, task_id: str) -> Path:
         if not task_id or "/" in task_id or task_id.startswith("."):
@@ -301,8 +321,8 @@ class FileLeaseStore:
             return None
         return data if isinstance(data, dict) else None
 
-    def _write(self, task_id: str, lease: dict[str, Any]) -> None:
-        write_private(self._path(task_id), json.dumps(lease).encode())
+    def _write(self, task_id: str, lease: dict[str, Any], *, new: bool = False) -> None:
+        write_private(self._path(task_id), json.dumps(lease).encode(), new=new)
 
     def _is_alive(self, holder: str) -> bool:
         try:
@@ -322,7 +342,8 @@ class FileLeaseStore:
 
     def claim(self, task_id: str, holder: str, message: dict[str, Any], attempt: int = 0) -> Claim:
         with self._locked():
-            lease = self._read(task_id) or {}
+            found = self._read(task_id)
+            lease = found or {}
             if attempt > lease.get("attempt", -1):
                 lease = {}
             state, previous_holder = lease.get("state", ""), lease.get("holder", "")
@@ -336,7 +357,7 @@ class FileLeaseStore:
             deliveries = lease.get("deliveries", 0) + 1
             lease.update(deliveries=deliveries, holder=holder, state=RUNNING, attempt=attempt, digest=digest)
             lease.setdefault("message", message)
-            self._write(task_id, lease)
+            self._write(task_id, lease, new=found is None)  # a garbage file is renamed over all the same
             return Claim(deliveries, None, previous_holder, state)
 
     def release(self, runs: Iterable[tuple[str, int]], holder: str, state: str = DONE) -> None:
