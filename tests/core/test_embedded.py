@@ -141,3 +141,46 @@ def test_a_data_dir_another_user_owns_or_may_write_is_refused(tmp_path):
     (data / "results").chmod(0o770)
     with pytest.raises(ConfigError, match=r"'.*/data/results' is writable by group \(mode 0770\)"):
         read_config({"GIRDER_WORKER_DATA_DIR": str(data)})
+
+
+def test_a_backlog_is_taken_in_order_without_listing_the_folder_per_message(tmp_path, monkeypatch):
+    from girder_worker.broker import _embedded
+
+    queue = Queue("backlog", Exchange("backlog", type="direct"), routing_key="backlog")
+    listings = []
+    listdir = os.listdir
+
+    def counted(path):
+        listings.append(path)
+        return listdir(path)
+
+    with connection(tmp_path) as conn:
+        producer = conn.Producer(serializer="json")
+
+        def publish(numbers):
+            for n in numbers:
+                producer.publish({"n": n}, exchange=queue.exchange, routing_key="backlog", declare=[queue])
+
+        publish(range(200))
+        monkeypatch.setattr(_embedded.os, "listdir", counted)
+        received = []
+        with conn.SimpleQueue(queue) as simple:
+            for _ in range(50):
+                message = simple.get(timeout=1)
+                message.ack()
+                received.append(message.payload["n"])
+            publish(range(200, 210))  # after the listing: behind the older ones
+            while True:
+                try:
+                    message = simple.get(timeout=0.2)
+                except simple.Empty:
+                    break
+                message.ack()
+                received.append(message.payload["n"])
+                if len(received) == 210:
+                    taken_after = len(listings)  # the later polls of an empty queue list it, as they must
+
+    assert sorted(received) == list(range(210))
+    assert set(received[200:]) == set(range(200, 210))  # the later ones after the backlog (names sort by ms)
+    # Listing a 200-message folder per message made a backlog ever slower to drain.
+    assert taken_after <= 3, listings

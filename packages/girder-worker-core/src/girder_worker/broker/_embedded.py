@@ -277,22 +277,46 @@ class Channel(virtual.Channel):  # type: ignore[misc]
 
     # -- taking a message --------------------------------------------------------
 
-    def _get(self, queue: str, timeout: float | None = None) -> Any:
-        if self._tables_lost:
-            self._bind_anew()
+    @cached_property
+    def _listed(self) -> dict[str, list[str]]:
+        """Per queue, the names the last listing of the folder found and no claim tried
+        yet, the newest first (so the oldest pops)."""
+        return {}
+
+    def _list(self, queue: str) -> list[str]:
         wanted = f"{queue}.msg"
-        folder = self.data_folder_in
         try:
-            names = os.listdir(folder)
+            names = os.listdir(self.data_folder_in)
         except FileNotFoundError:
             self._make_folders_again()
             raise Empty() from None
         # Filter before sorting: every idle poll of every consumer lists the folder.
         suffix = f".{wanted}"
-        mine = [n for n in names if n.endswith(suffix) and n.partition(".")[2] == wanted]
-        for name in sorted(mine):
-            if name.startswith("."):
-                continue  # being written
+        mine = [n for n in names if n.endswith(suffix) and n.partition(".")[2] == wanted and not n.startswith(".")]
+        mine.sort(reverse=True)  # names begin with the publication time: the oldest last
+        return mine
+
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
+        # The folder is listed only when the names of its last listing are used up: a
+        # listing costs in proportion to the folder's backlog, so a listing per message
+        # made a long queue ever slower to drain. A message published since waits for
+        # the next listing, behind older ones, as a queue's order has it; a name that
+        # another consumer claimed first is skipped, at the cost of a failed rename.
+        if self._tables_lost:
+            self._bind_anew()
+        names = self._listed.get(queue)
+        fresh = not names
+        if fresh:
+            names = self._listed[queue] = self._list(queue)
+        folder = self.data_folder_in
+        while True:
+            if not names:
+                if fresh:
+                    raise Empty()
+                names, fresh = self._list(queue), True  # the names left were all claimed by others
+                self._listed[queue] = names
+                continue
+            name = names.pop()
             claimed = os.path.join(self.processing_folder, name)
             try:
                 os.rename(os.path.join(folder, name), claimed)
@@ -306,7 +330,6 @@ class Channel(virtual.Channel):  # type: ignore[misc]
             payload = self._read_claimed(claimed, name)
             if payload is not None:
                 return payload
-        raise Empty()
 
     def _read_claimed(self, claimed: str, name: str) -> Any:
         """The envelope in the file this consumer claimed; None when it held none
@@ -325,6 +348,7 @@ class Channel(virtual.Channel):  # type: ignore[misc]
         return payload
 
     def _purge(self, queue: str) -> int:
+        self._listed.pop(queue, None)
         wanted = f"{queue}.msg"
         try:
             names = os.listdir(self.data_folder_in)
