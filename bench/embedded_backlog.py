@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +49,19 @@ def one_round(kind: str, n: int) -> dict[str, float]:
     """Publish ``n`` messages, then take them all: ms and CPU ms per message of each half."""
     from kombu import Exchange, Queue
 
-    queue = Queue("backlog", Exchange("backlog", type="direct"), routing_key="backlog")
+    # A name of its own per round: a process keeps the bindings it declared (the
+    # transport's process-wide state), and each round has a new folder.
+    name = f"backlog-{uuid.uuid4().hex[:8]}"
+    queue = Queue(name, Exchange(name, type="direct"), routing_key=name)
     with tempfile.TemporaryDirectory(prefix=f"gw-backlog-{kind}-") as folder, _connection(kind, Path(folder)) as conn:
         producer = conn.Producer(serializer="json")
-        producer.publish({"n": -1}, exchange=queue.exchange, routing_key="backlog", declare=[queue])
+        producer.publish({"n": -1}, exchange=queue.exchange, routing_key=name, declare=[queue])
         simple = conn.SimpleQueue(queue)
         simple.get(timeout=5).ack()  # declared, bound and warm on both sides
         figures: dict[str, float] = {}
         started, cpu = time.perf_counter(), time.process_time()
         for i in range(n):
-            producer.publish({"n": i}, exchange=queue.exchange, routing_key="backlog")
+            producer.publish({"n": i}, exchange=queue.exchange, routing_key=name)
         figures["publish_ms"] = (time.perf_counter() - started) / n * 1e3
         figures["publish_cpu_ms"] = (time.process_time() - cpu) / n * 1e3
         started, cpu = time.perf_counter(), time.process_time()
