@@ -39,9 +39,15 @@ def _connection(kind: str, folder: Path) -> Any:
             transport=settings["broker_transport"],
             transport_options=settings["broker_transport_options"],
         )
-    queue_folder = folder / "queue"
+    queue_folder, control_folder = folder / "queue", folder / "control"
     queue_folder.mkdir(parents=True)
-    options = {"data_folder_in": str(queue_folder), "data_folder_out": str(queue_folder)}
+    control_folder.mkdir()
+    # kombu's exchange tables go to ./control unless told otherwise: into the round's folder.
+    options = {
+        "data_folder_in": str(queue_folder),
+        "data_folder_out": str(queue_folder),
+        "control_folder": str(control_folder),
+    }
     return Connection("filesystem://", transport_options=options)
 
 
