@@ -111,7 +111,8 @@ def write_private(path: Path | str, data: bytes, *, new: bool = False) -> None:
 
     Readers never see a partial file, nor ``path`` missing while it is replaced;
     when the write fails (a full disk) the hidden file is removed and the error
-    raised. ``new``: the name was just made (a message's), no file is there to replace.
+    raised. ``new``: no file is known to be there (a message's fresh name, a lease
+    claimed for the first time), so no swap is tried; one that is there is renamed over.
     """
     path = Path(path)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
