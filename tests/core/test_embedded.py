@@ -184,3 +184,19 @@ def test_a_backlog_is_taken_in_order_without_listing_the_folder_per_message(tmp_
     assert set(received[200:]) == set(range(200, 210))  # the later ones after the backlog (names sort by ms)
     # Listing a 200-message folder per message made a backlog ever slower to drain.
     assert taken_after <= 3, listings
+
+
+def test_one_process_publishing_to_two_data_directories_delivers_to_each(tmp_path):
+    # A process (a test run, a script, a Girder server) may talk to more than one data
+    # directory. What it declared on the first is not declared on the second: each needs
+    # its own bindings, or the message published to the second goes nowhere.
+    queue = Queue("two-dirs", Exchange("two-dirs", type="direct"), routing_key="two-dirs")
+    for data_dir in (tmp_path / "first", tmp_path / "second"):
+        with connection(data_dir) as conn:
+            conn.Producer(serializer="json").publish(
+                {"to": data_dir.name}, exchange=queue.exchange, routing_key="two-dirs", declare=[queue]
+            )
+            with conn.SimpleQueue(queue) as simple:
+                message = simple.get(timeout=2)
+                message.ack()
+                assert message.payload == {"to": data_dir.name}

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from queue import Empty
 from time import monotonic, sleep, time
-from typing import Any
+from typing import Any, ClassVar
 
 from celery.backends.filesystem import FilesystemBackend
 from kombu.transport import virtual
@@ -381,8 +381,10 @@ class Transport(virtual.Transport):  # type: ignore[misc]
         asynchronous=False,
         exchange_type=frozenset(["direct", "topic", "fanout"]),
     )
-    #: Exchanges and bindings declared in this process, shared by its connections.
-    global_state = virtual.BrokerState()
+    #: Exchanges and bindings declared in this process, per data directory: shared by the
+    #: process's connections to one directory, so a binding is written to its table once,
+    #: and not by a connection to another directory, whose tables need their own rows.
+    _states: ClassVar[dict[str, virtual.BrokerState]] = {}
     default_port = 0  # type: ignore[assignment]
     driver_type = "filesystem"
     driver_name = "girder-worker-embedded"
@@ -391,7 +393,9 @@ class Transport(virtual.Transport):  # type: ignore[misc]
 
     def __init__(self, client: Any, **kwargs: Any) -> None:
         super().__init__(client, **kwargs)
-        self.state = self.global_state
+        options = client.transport_options if client is not None else {}
+        folder = os.path.abspath(str(options.get("data_folder_in", "data_in")))
+        self.state = self._states.setdefault(folder, virtual.BrokerState())
 
     def driver_version(self) -> str:
         return "N/A"
