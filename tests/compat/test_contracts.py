@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import uuid
+from datetime import datetime
 
 import billiard
 import celery
@@ -380,16 +381,25 @@ def test_redis_brpop_read():
 # -- celery.backends ------------------------------------------------------------------
 
 
-def _result_store_trace(backend_class: type, db: int) -> list:
+def _when_shown(meta: dict) -> dict:
+    """``meta`` with its ``date_done`` (a time, which differs between two stores) replaced by its form."""
+    done = meta.get("date_done")
+    if isinstance(done, str):
+        meta["date_done"] = "ISO 8601, " + ("with" if datetime.fromisoformat(done).tzinfo else "without") + " offset"
+    return meta
+
+
+def _result_store_trace(backend_class: type, db: int, extended: bool) -> list:
     """The records, lifetimes and announcements a backend leaves in Redis db ``db`` for a
     sequence of states that covers every rule of Celery's store: a state replacing another,
-    FAILURE's own lifetime, a SUCCESS that a later state must not replace, extended meta."""
+    FAILURE's own lifetime, a SUCCESS that a later state must not replace, extended meta
+    (``result_extended``) or not, a run in a group with a parent."""
     import redis
     from celery import states
 
     url = f"redis://127.0.0.1:6379/{db}"
     app = Celery(set_as_current=False, broker="memory://", backend=url)
-    app.conf.update(result_extended=True, result_serializer="json", result_failure_expires=123)
+    app.conf.update(result_extended=extended, result_serializer="json", result_failure_expires=123)
     backend = backend_class(app=app, url=url)
     client = redis.Redis.from_url(url)
     client.flushdb()
@@ -401,7 +411,8 @@ def _result_store_trace(backend_class: type, db: int) -> list:
 
     class Request:
         id, task, args, kwargs, hostname, retries, delivery_info = first, "compat.echo", (1,), {}, "h", 0, {}
-        parent_id = root_id = group = group_index = chord = None
+        parent_id, root_id, group = "compat-parent", "compat-root", "compat-group"
+        group_index = chord = None
         ignore_result = False
 
     trace = []
@@ -416,12 +427,9 @@ def _result_store_trace(backend_class: type, db: int) -> list:
         traceback = "Traceback ...\nValueError: bad input" if state == states.FAILURE else None
         backend.store_result(task_id, result, state, traceback=traceback, request=Request)
         key = backend.get_key_for_task(task_id)
-        stored = json.loads(client.get(key))
-        stored.pop("date_done", None)
+        stored = _when_shown(json.loads(client.get(key)))
         message = pubsub.get_message(timeout=1)
-        announced = json.loads(message["data"]) if message else None
-        if announced:
-            announced.pop("date_done", None)
+        announced = _when_shown(json.loads(message["data"])) if message else None
         trace.append((state, stored, client.ttl(key), announced))
     pubsub.close()
     client.flushdb()
@@ -431,7 +439,8 @@ def _result_store_trace(backend_class: type, db: int) -> list:
 
 # Celery's own RedisBackend (5.4-5.6) stores with redis-py's setex, which redis-py 8 deprecates.
 @pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")
-def test_redis_result_backend_stores_what_celery_stores():
+@pytest.mark.parametrize("extended", [True, False], ids=["result_extended", "plain_meta"])
+def test_redis_result_backend_stores_what_celery_stores(extended):
     """girder-worker's one-round-trip Redis result backend leaves exactly what Celery's own leaves."""
     from celery.backends.redis import RedisBackend
 
@@ -444,8 +453,8 @@ def test_redis_result_backend_stores_what_celery_stores():
     assert "_get_result_meta" in source_of(RedisBackend._store_result), broken(
         "BaseKeyValueStoreBackend._store_result calling _get_result_meta", *users
     )
-    theirs = _result_store_trace(RedisBackend, 14)
-    ours = _result_store_trace(ResultBackend, 15)
+    theirs = _result_store_trace(RedisBackend, 14, extended)
+    ours = _result_store_trace(ResultBackend, 15, extended)
     assert ours == theirs, broken("what Celery's Redis result backend stores for a state", *users)
     # The rules themselves, so that the comparison cannot pass on two equally wrong stores.
     assert [t[1]["status"] for t in ours] == ["STARTED", "PROGRESS", "SUCCESS", "SUCCESS", "FAILURE"]
@@ -455,8 +464,14 @@ def test_redis_result_backend_stores_what_celery_stores():
         assert ours[4][2] == 123, "FAILURE's own lifetime (result_failure_expires)"
     else:
         assert 0 < ours[4][2] <= 86400, "FAILURE's lifetime (result_expires, before result_failure_expires)"
-    assert ours[2][1]["name"] == "compat.echo", "extended meta"
-    assert ours[2][1]["args"] == [1], "extended meta"
+    assert (ours[2][1]["group_id"], ours[2][1]["parent_id"]) == ("compat-group", "compat-parent")
+    assert ours[2][1]["task_id"] == "compat-result-1"
+    if extended:
+        assert ours[2][1]["name"] == "compat.echo", "extended meta"
+        assert ours[2][1]["args"] == [1], "extended meta"
+    else:
+        assert set(ours[2][1]) == {"status", "result", "traceback", "children", "date_done", "group_id",
+                                   "parent_id", "task_id"}, "meta without result_extended"  # fmt: skip
 
 
 def test_virtual_qos_can_consume_is_looked_up_on_the_instance():

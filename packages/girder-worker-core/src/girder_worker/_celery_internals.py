@@ -493,16 +493,36 @@ def read_redis_item(read: Callable[..., Any], options: dict[str, Any], dropped: 
 # -- celery.backends ------------------------------------------------------------------
 
 
-def encoded_result_meta(backend: Any, task_id: Any, result: Any, state: str, traceback: Any, request: Any) -> Any:
+def encoded_result_meta(
+    backend: Any, task_id: Any, result: Any, state: str, traceback: Any, request: Any, *, extended: bool = True
+) -> Any:
     """What Celery's key-value result backends store for a task's new state: its meta, encoded.
 
     The first half of ``BaseKeyValueStoreBackend._store_result``: the meta that
     ``Backend._get_result_meta(result=, state=, traceback=, request=)`` makes, with
     ``task_id`` added, through ``backend.encode``. Relies on ``_get_result_meta`` and
     its keyword arguments (Celery 5.4-5.7).
-    Contract test: ``test_redis_result_backend_stores_what_celery_stores``.
+
+    ``extended`` is ``result_extended``, which the caller reads once. Without it the meta
+    is made here, with the keys and values ``_get_result_meta`` makes: that method looks
+    the setting up in the app's configuration for every state stored, the dearest part
+    of it (a pool process stores two states per run). With it, Celery makes the meta.
+    Contract test: ``test_redis_result_backend_stores_what_celery_stores`` (both ways).
     """
-    meta = backend._get_result_meta(result=result, state=state, traceback=traceback, request=request)
+    if extended:
+        meta = backend._get_result_meta(result=result, state=state, traceback=traceback, request=request)
+    else:
+        meta = {
+            "status": state,
+            "result": result,
+            "traceback": traceback,
+            "children": backend.current_task_children(request),
+            "date_done": backend.app.now().isoformat() if state in backend.READY_STATES else None,
+        }
+        if request and getattr(request, "group", None):
+            meta["group_id"] = request.group
+        if request and getattr(request, "parent_id", None):
+            meta["parent_id"] = request.parent_id
     meta["task_id"] = bytes_to_str(task_id)
     return backend.encode(meta)
 

@@ -55,12 +55,17 @@ class ResultBackend(StartedGate, RedisBackend):  # type: ignore[misc]
     def _store_script(self) -> Any:
         return self.client.register_script(_STORE_UNLESS_SUCCEEDED)
 
+    @cached_property
+    def _extended(self) -> bool:
+        """``result_extended``, read once: see encoded_result_meta."""
+        return bool(self.app.conf.find_value_for_key("extended", "result"))
+
     def _store_result(  # Celery's per-state store hook (key-value backends): see encoded_result_meta
         self, task_id: Any, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any
     ) -> Any:
         if self.serializer != "json":
             return super()._store_result(task_id, result, state, traceback=traceback, request=request, **kwargs)
-        value = encoded_result_meta(self, task_id, result, state, traceback, request)
+        value = encoded_result_meta(self, task_id, result, state, traceback, request, extended=self._extended)
         if isinstance(value, str) and len(value) > redis_value_limit(self):
             raise BackendStoreError("value too large for Redis backend", state=state, task_id=task_id)
         # result_failure_expires is Celery 5.7's (RedisBackend.failure_expires); before it, one lifetime.
@@ -76,7 +81,7 @@ class ResultBackend(StartedGate, RedisBackend):  # type: ignore[misc]
         if self.serializer != "json":
             return None
         meta = {"pid": os.getpid(), "hostname": getattr(request, "hostname", None)}
-        value = encoded_result_meta(self, task_id, meta, states.STARTED, None, request)
+        value = encoded_result_meta(self, task_id, meta, states.STARTED, None, request, extended=self._extended)
         if not isinstance(value, str) or len(value) > redis_value_limit(self):
             return None
         return bytes_to_str(self.get_key_for_task(task_id)), value, int(self.expires or 0)
