@@ -8,6 +8,8 @@ The real Girder cannot be made to do these things, so a fake is allowed here. Mo
 * ``"hang"``: accepts the connection, reads the request and never answers;
 * ``"huge"``: answers 200 with a body of ``huge_bytes`` (400 MB by default), written
   as long as the client reads; ``sent`` counts what it managed to write;
+* ``"deep"``: answers 200 with a small JSON body nested too deep for Python's decoder
+  (which raises RecursionError, not ValueError);
 * ``"record"``: answers ``{}`` with 200 (the redirect's target).
 
 Every request's method, path and ``Girder-Token`` header land in ``requests``.
@@ -97,7 +99,7 @@ class HostileServer:
             except OSError:
                 pass  # the client stopped reading: what it should do
         else:
-            body = json.dumps({}).encode()
+            body = b"[" * 100_000 + b"]" * 100_000 if self.mode == "deep" else json.dumps({}).encode()
             http.send_response(200)
             http.send_header("Content-Type", "application/json")
             http.send_header("Content-Length", str(len(body)))

@@ -105,6 +105,14 @@ def test_a_huge_answer_is_not_read_whole(hostile):
     assert huge.sent < 10 * MAX_BODY  # it stopped writing: the worker stopped reading (400 MB offered)
 
 
+def test_an_answer_nested_too_deep_to_decode_is_no_answer(hostile):
+    deep = hostile("deep")
+
+    code, body = Http().call("PUT", deep.url + "/api/v1/job/1", {"Girder-Token": TOKEN}, {"status": "2"}, (5, 30))
+
+    assert (code, body) == (200, None)
+
+
 def test_a_callback_url_that_never_answers_delays_no_other_jobs_reports(hostile):
     hanging = hostile("hang")
     girder = FakeGirder()

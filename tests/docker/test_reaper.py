@@ -196,6 +196,18 @@ def test_an_answer_that_is_not_the_engine_apis_is_refused(hostile):
         LocalEngine(engine.path, timeout=5).containers(TASK_LABEL)
 
 
+@pytest.mark.parametrize("status", ["200 OK", "500 Internal Server Error"])
+def test_an_answer_nested_too_deep_to_decode_is_refused_in_one_line(hostile, status):
+    # Python's JSON decoder raises RecursionError (not ValueError) on deep nesting.
+    engine = hostile(http(status, b"[" * 100_000 + b"]" * 100_000))
+    with pytest.raises(EngineError) as caught:
+        LocalEngine(engine.path, timeout=5).containers(TASK_LABEL)
+    if status == "200 OK":
+        assert "not the Engine API's answer" in str(caught.value)
+    else:
+        assert str(caught.value) == f"listing containers on {engine.path}: HTTP 500"
+
+
 def test_an_endless_listing_is_not_read_past_its_limit(hostile, monkeypatch):
     monkeypatch.setattr(_engine, "MAX_LISTING_BYTES", 1000)
     engine = hostile(http("200 OK", b"[" + b" " * 5000 + b"]"))

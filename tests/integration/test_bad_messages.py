@@ -38,6 +38,11 @@ GOOD_ARGS = [[1, 2], {}, {"callbacks": None, "errbacks": None, "chain": None, "c
 # name: (headers without the id, body, what the one log line says)
 CASES: dict[str, tuple[dict[str, Any], Any, str]] = {
     "invalid JSON": ({"task": "gwtest.add"}, b'[[1, 2], {"x": ', "its body is not valid JSON"),
+    "nested too deep": (  # Python's JSON decoder raises RecursionError, not ValueError
+        {"task": "gwtest.add"},
+        b"[" * 30_000 + b"]" * 30_000,
+        "its body is not valid JSON (maximum recursion depth exceeded",
+    ),
     "pickle": (
         {"task": "gwtest.add"},
         pickle.dumps(((1, 2), {}, None)),

@@ -108,7 +108,7 @@ class LocalEngine:
     def _failure(status: int, body: bytes) -> str:
         try:
             message = json.loads(body).get("message", "")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # RecursionError: nested too deep to decode
             message = ""
         return f"HTTP {status}" + (f": {message}" if message else "")
 
@@ -128,7 +128,7 @@ class LocalEngine:
                 )
                 for row in rows
             ]
-        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
             raise EngineError(f"listing containers on {self.path}: not the Engine API's answer ({exc!r})") from exc
 
     def remove(self, container: Container) -> None:

@@ -47,7 +47,7 @@ class JobProgressAdapter(StreamPushAdapter):
     def _parse(self, line: bytes) -> None:
         try:
             doc = json.loads(line.decode("utf-8"))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
             return
         if isinstance(doc, dict) and self.job_manager is not None:
             self.job_manager.updateProgress(

@@ -151,7 +151,7 @@ class Http:
             return code, None
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
             body = None
         return code, body
 
