@@ -190,3 +190,18 @@ def test_girder_job_ends_error_and_its_log_names_the_limit(
 
     assert history(failed) == [QUEUED, RUNNING, ERROR]
     assert line + "\n" in log_of(failed)
+
+
+@pytest.mark.parametrize("pool", ["solo", "threads"])
+def test_a_run_that_ended_is_not_kept_until_its_time_limit(pool, env_for, start_worker, queue_app, unique_queue):
+    """The worker keeps a run's deadlines while it runs only: a worker with a long limit
+    and many short tasks would otherwise hold every run of the last limit period."""
+    env = env_for("redis")
+    start_worker(env, "-P", pool, "-c", "2", "-Q", unique_queue)
+    app = queue_app(env)
+
+    results = [app.send_task("gwtest.add", args=[n, 1], queue=unique_queue, time_limit=300) for n in range(200)]
+    assert [r.get(timeout=60) for r in results] == [n + 1 for n in range(200)]
+    held = app.send_task("gwtest.runs_held_for_time_limits", queue=unique_queue, time_limit=300).get(timeout=30)
+
+    assert 1 <= held <= 2  # the run that counts (and, with threads, one that may be ending)

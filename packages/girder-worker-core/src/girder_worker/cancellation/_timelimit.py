@@ -29,7 +29,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -75,6 +75,8 @@ class _Run:
     hard: float | None
     grace: float | None
     pid: int | None = None
+    #: Its calls waiting in the timer (what ``_Timer.at`` returned), cancelled when it ends.
+    timers: list[list[Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.name: str = self.request.name
@@ -96,23 +98,55 @@ class _Run:
 
 
 class _Timer:
-    """Calls functions at monotonic times, from one daemon thread."""
+    """Calls functions at monotonic times, from one daemon thread.
+
+    :meth:`at` returns the entry of the call, which :meth:`cancel` takes: a run that
+    ends cancels its calls, so that the heap holds the runs in progress, not every run
+    of the last time-limit period (a solo worker with a 300 s limit and 600 tasks a
+    second would hold 180,000 finished runs). A cancelled entry stays in the heap
+    until it comes up or the cancelled ones are half of the heap, when it is rebuilt
+    without them.
+    """
+
+    #: Below this many cancelled entries the heap is never rebuilt.
+    REBUILD_AT = 64
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        # Entries are [when, sequence, function, args]; function None: cancelled or made.
+        self._heap: list[list[Any]] = []
         self._seq = itertools.count()
+        self._cancelled = 0
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
 
-    def at(self, when: float, function: Callable[..., None], *args: Any) -> None:
+    def at(self, when: float, function: Callable[..., None], *args: Any) -> list[Any]:
+        entry = [when, next(self._seq), function, args]
         with self._cond:
-            heapq.heappush(self._heap, (when, next(self._seq), function, args))
+            heapq.heappush(self._heap, entry)
             # The thread sleeps until the earliest deadline: it needs waking only when
             # this one is now the earliest. (Every run with a time limit comes here as it
             # starts; waking the thread each time made it contend for the GIL per task.)
-            if self._heap[0][0] == when:
+            if self._heap[0] is entry:
                 self._cond.notify()
+        return entry
+
+    def cancel(self, entry: list[Any]) -> None:
+        """Do not make the call of ``entry``; nothing if it was made or cancelled already."""
+        with self._cond:
+            if entry[2] is None:
+                return
+            entry[2], entry[3] = None, ()
+            self._cancelled += 1
+            if self._cancelled >= self.REBUILD_AT and 2 * self._cancelled >= len(self._heap):
+                self._heap = [e for e in self._heap if e[2] is not None]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def pending(self) -> int:
+        """How many calls are waiting (not made, not cancelled)."""
+        with self._cond:
+            return len(self._heap) - self._cancelled
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="girder-worker-time-limits", daemon=True)
@@ -132,7 +166,12 @@ class _Timer:
                     self._cond.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
                 if self._stopping:
                     return
-                _, _, function, args = heapq.heappop(self._heap)
+                entry = heapq.heappop(self._heap)
+                function, args = entry[2], entry[3]
+                if function is None:
+                    self._cancelled -= 1
+                    continue
+                entry[2], entry[3] = None, ()
             try:
                 function(*args)
             except Exception:
@@ -187,7 +226,7 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
         run = _Run(request, soft, hard, self._grace_for(request))
         options["accept_callback"] = partial(self._started, run, options.get("accept_callback"))
         # A finished run lets go of its request at once, not at its deadlines.
-        options["callback"] = partial(_ended, run, options.get("callback"))
+        options["callback"] = partial(_ended, self.timer, run, options.get("callback"))
         on_failure = options.get("error_callback")
         last = run.last_limit
         if self.prefork and last is not None:
@@ -197,7 +236,7 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
             options["timeout"] = last[1]
             on_failure = partial(self._pool_failed, run, on_failure)
             options["timeout_callback"] = partial(self._pool_timed_out, run)
-        options["error_callback"] = partial(_ended, run, on_failure)
+        options["error_callback"] = partial(_ended, self.timer, run, on_failure)
         return options
 
     def _grace_for(self, request: Any) -> float | None:
@@ -208,11 +247,13 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
         if accepted is not None:
             accepted(pid, *args)
         now = time.monotonic()
+        if run.request is None:  # it ended already (a callback of the pool's came first)
+            return
         if run.soft and (not run.hard or run.soft < run.hard):
-            self.timer.at(now + run.soft, self._soft_limit, run)
+            run.timers.append(self.timer.at(now + run.soft, self._soft_limit, run))
         last = run.last_limit
         if not self.prefork and last is not None:
-            self.timer.at(now + last[1], self._terminate, run, last[0])
+            run.timers.append(self.timer.at(now + last[1], self._terminate, run, last[0]))
 
     # timer thread ----------------------------------------------------------
     def _soft_limit(self, run: _Run) -> None:
@@ -231,7 +272,7 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
             if flag is not None:
                 flag.set(reason, time_limit="soft")
         if not reached:  # between its start and its task_prerun: soon there
-            self.timer.at(time.monotonic() + _RETRY_SECONDS, self._soft_limit, run)
+            run.timers.append(self.timer.at(time.monotonic() + _RETRY_SECONDS, self._soft_limit, run))
             return
         last = run.last_limit
         if last is None:
@@ -331,9 +372,11 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
                 )
 
 
-def _ended(run: _Run, callback: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> Any:
-    """A pool callback of a run that just ended: forget its request, then call on."""
+def _ended(timer: _Timer, run: _Run, callback: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> Any:
+    """A pool callback of a run that just ended: forget its request and its deadlines, then call on."""
     run.request = None
+    while run.timers:
+        timer.cancel(run.timers.pop())
     return callback(*args, **kwargs) if callback is not None else None
 
 

@@ -26,6 +26,15 @@ def gc_frozen():
     return gc.get_freeze_count()
 
 
+@task(name="gwtest.runs_held_for_time_limits")
+def runs_held_for_time_limits():
+    """How many runs the time limits of the process that runs the task still hold
+    (a solo or threads worker: its own); each is a run in progress, or one kept too long."""
+    import gc
+
+    return sum(1 for o in gc.get_objects() if type(o).__qualname__ == "_Run" and "timelimit" in type(o).__module__)
+
+
 @task(name="gwtest.modules_loaded")
 def modules_loaded(names):
     """Which of ``names`` the process that runs the task has imported."""
