@@ -46,6 +46,10 @@ app.conf.update(
     accept_content=["json"],
     result_accept_content=["json"],
     broker_connection_retry_on_startup=True,
+    # What girder-worker's side runs with: the gwexample plugin it loads (for fibonacci)
+    # sets TASK_TIME_LIMIT 300 for every task, as the plugin guide shows. Celery enforces
+    # it in its prefork pool only (a timer entry per run); girder-worker in every pool.
+    task_time_limit=300,
 )
 if os.environ.get("BENCH_PLAIN_BROKER_TRANSPORT"):
     app.conf.broker_transport = os.environ["BENCH_PLAIN_BROKER_TRANSPORT"]
