@@ -207,3 +207,43 @@ def test_a_forked_process_claims_a_file_lease_against_its_parent(tmp_path):
     theirs = {task_id for task_id in ids if store._read(task_id)["holder"] == "child@host/2"}
     assert theirs.isdisjoint(mine)
     assert theirs | set(mine) == set(ids)
+
+
+def test_the_search_for_lost_workers_reads_the_leases_of_running_tasks_only(tmp_path, monkeypatch):
+    # It runs every GIRDER_WORKER_LEASE_SECONDS / 2 in every worker; finished leases are
+    # kept a day, so reading them made it cost 160 ms per 10,000 tasks of the last day.
+    store = FileLeaseStore(tmp_path / "leases")
+    store.heartbeat("me@host/1", 60)
+    finished = [f"done-{i}" for i in range(200)]
+    for task_id in finished:
+        store.claim(task_id, "me@host/1", message_for(task_id))
+    store.release([(task_id, 0) for task_id in finished], "me@host/1")
+    store.claim("running", "me@host/1", message_for("running"))
+    store.claim("orphan", "gone@host/2", message_for("orphan"))
+    read: list[str] = []
+    real_read = FileLeaseStore._read
+
+    def counted(self, task_id, **kwargs):
+        read.append(task_id)
+        return real_read(self, task_id, **kwargs)
+
+    monkeypatch.setattr(FileLeaseStore, "_read", counted)
+
+    assert store.orphans() == [("orphan", "gone@host/2")]
+    assert sorted(read) == ["orphan", "running"]
+    # A finished task is still known: its message delivered again is a duplicate.
+    assert store.claim("done-7", "other@host/3", message_for("done-7")).duplicate_of == "done"
+
+
+def test_a_release_cut_off_half_way_leaves_a_finished_task_not_a_lost_one(tmp_path):
+    # A worker killed between writing the finished lease and removing the running one.
+    store = FileLeaseStore(tmp_path / "leases")
+    store.claim("cut", "killed@host/1", message_for("cut"))
+    running = (tmp_path / "leases" / "cut.json").read_bytes()
+    store.release([("cut", 0)], "killed@host/1")
+    (tmp_path / "leases" / "cut.json").write_bytes(running)  # as if the removal never happened
+
+    assert store.orphans() == [("cut", "killed@host/1")]  # it looks lost...
+    assert store.take("cut", "killed@host/1") is None  # ...but is not taken over
+    assert store.claim("cut", "other@host/2", message_for("cut")).duplicate_of == "done"
+    assert store.orphans() == []

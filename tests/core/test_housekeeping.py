@@ -30,7 +30,9 @@ def test_what_expired_goes_and_the_rest_stays(tmp_path):
     expired = [
         put(data / "results" / "celery-task-meta-old", age=DAY + HOUR),
         put(data / "cancelled" / "old-cancel", b"", age=8 * DAY),
-        put(data / "leases" / "done.json", lease("done"), age=DAY + HOUR),
+        put(data / "leases" / "done.json", lease("done"), age=DAY + HOUR),  # finished before leases/done/
+        put(data / "leases" / "done" / "finished.json", lease("done"), age=DAY + HOUR),
+        put(data / "leases" / "done" / ".finished.json.0123456789ab.part", age=DAY + HOUR),
         put(data / "leases" / "lost.json", lease("lost"), age=DAY + HOUR),
         put(data / "leases" / "garbage.json", b"not json", age=DAY + HOUR),
         put(data / "leases" / "alive" / "gone@host_1", b"", age=DAY + HOUR),
@@ -42,6 +44,7 @@ def test_what_expired_goes_and_the_rest_stays(tmp_path):
         put(data / "cancelled" / "new-cancel", b"", age=6 * DAY),
         put(data / "leases" / "running.json", lease("running"), age=30 * DAY),  # a long task
         put(data / "leases" / "recent.json", lease("done"), age=DAY - HOUR),
+        put(data / "leases" / "done" / "recent.json", lease("done"), age=DAY - HOUR),
         put(data / "leases" / "alive" / "live@host_2", b"", age=-HOUR),  # runs out in an hour
         put(data / "leases" / ".lock", b"", age=30 * DAY),
         put(data / "quarantine" / "123-abc-bad.celery.msg", b"garbage", age=30 * DAY),
@@ -56,7 +59,9 @@ def test_what_expired_goes_and_the_rest_stays(tmp_path):
     assert [p for p in expired if p.exists()] == []
     assert [p for p in kept if not p.exists()] == []
     assert (data / "results" / "link").is_symlink()
-    assert done.removed == {"broker/queue": 1, "cancelled": 1, "leases": 3, "leases/alive": 1, "results": 2}
+    assert done.removed == {
+        "broker/queue": 1, "cancelled": 1, "leases": 3, "leases/alive": 1, "leases/done": 2, "results": 2,
+    }  # fmt: skip
 
 
 def test_results_stay_when_result_expires_is_unset(tmp_path):

@@ -10,7 +10,8 @@ most once every :data:`SWEEP_INTERVAL_SECONDS`, in its lease heartbeat thread:
 * ``results/``: a result file older than ``result_expires`` (none when it is unset);
 * ``cancelled/``: a cancellation older than seven days;
 * ``leases/``: a lease of a finished or lost task older than one day (never a running
-  one), and the heartbeat file of a worker gone for more than a day;
+  one; a finished task's is in ``leases/done/``), and the heartbeat file of a worker
+  gone for more than a day;
 * hidden ``.part`` files (a write that a crash interrupted) older than a day, in those
   folders and in ``broker/queue/``.
 
@@ -104,7 +105,7 @@ def sweep(data_dir: Path, result_expires: float | None, now: float) -> Sweep:
     """Remove what has expired under ``data_dir`` at time ``now`` (seconds since the epoch)."""
     done = Sweep()
     partial_before = now - PARTIAL_RETENTION_SECONDS
-    for folder in ("results", "cancelled", "leases", "broker/queue"):
+    for folder in ("results", "cancelled", "leases", "leases/done", "broker/queue"):
         for entry in _old_files(data_dir / folder, partial_before):
             if entry.name.startswith(".") and entry.name.endswith(".part"):
                 _remove(entry, folder, done)
@@ -118,6 +119,9 @@ def sweep(data_dir: Path, result_expires: float | None, now: float) -> Sweep:
     for entry in _old_files(data_dir / "leases", now - DONE_RETENTION_SECONDS):
         if entry.name.endswith(".json") and not entry.name.startswith(".") and not _lease_is_running(entry.path):
             _remove(entry, "leases", done)
+    for entry in _old_files(data_dir / "leases" / "done", now - DONE_RETENTION_SECONDS):
+        if entry.name.endswith(".json") and not entry.name.startswith("."):
+            _remove(entry, "leases/done", done)  # finished: no need to read it
     # A heartbeat file's time is when it runs out; a live worker's is always ahead.
     for entry in _old_files(data_dir / "leases" / "alive", now - DONE_RETENTION_SECONDS):
         _remove(entry, "leases/alive", done)
