@@ -183,7 +183,8 @@ def test_the_lease_of_a_done_task_keeps_no_token(tmp_path, start_worker, client_
     result = app.send_task("gwtest.add", args=[2, 3], queue=unique_queue, headers={"note": secret})
 
     assert result.get(timeout=60) == 5
-    lease = tmp_path / "data" / "leases" / f"{result.id}.json"
+    lease = tmp_path / "data" / "leases" / "done" / f"{result.id}.json"  # a finished task's lease moves there
     wait_for(lambda: lease.exists() and '"done"' in lease.read_text(), what="the lease to be released")
     assert secret not in lease.read_text()
     assert stat.S_IMODE(lease.stat().st_mode) == 0o600
+    assert not (tmp_path / "data" / "leases" / f"{result.id}.json").exists()
