@@ -55,8 +55,8 @@ def one_round(kind: str, n: int) -> dict[str, float]:
     """Publish ``n`` messages, then take them all: ms and CPU ms per message of each half."""
     from kombu import Exchange, Queue
 
-    # A name of its own per round: a process keeps the bindings it declared (the
-    # transport's process-wide state), and each round has a new folder.
+    # A name of its own per round: kombu's filesystem transport keeps the bindings a
+    # process declared for the whole process, and each round has a new folder.
     name = f"backlog-{uuid.uuid4().hex[:8]}"
     queue = Queue(name, Exchange(name, type="direct"), routing_key=name)
     with tempfile.TemporaryDirectory(prefix=f"gw-backlog-{kind}-") as folder, _connection(kind, Path(folder)) as conn:

@@ -807,7 +807,8 @@ def compile_bytecode() -> str:
     """
     import sysconfig
 
-    folders = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    paths = sysconfig.get_paths()
+    folders = dict.fromkeys([paths["purelib"], paths["platlib"]])
     folders.update(dict.fromkeys(str(p) for p in sorted((ROOT / "packages").glob("*/src"))))
     folders[str(ROOT / "bench")] = None
     t0 = time.monotonic()

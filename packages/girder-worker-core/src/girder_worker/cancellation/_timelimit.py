@@ -246,9 +246,9 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
         run.pid = pid
         if accepted is not None:
             accepted(pid, *args)
-        now = time.monotonic()
         if run.request is None:  # it ended already (a callback of the pool's came first)
             return
+        now = time.monotonic()
         if run.soft and (not run.hard or run.soft < run.hard):
             run.timers.append(self.timer.at(now + run.soft, self._soft_limit, run))
         last = run.last_limit

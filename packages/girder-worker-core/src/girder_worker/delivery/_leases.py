@@ -317,15 +317,15 @@ class FileLeaseStore:
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def _path(self, task_id: str) -> Path:
+    def _path(self, task_id: str, *, done: bool = False) -> Path:
+        """The lease file of ``task_id``: a running (or lost) task's, or with ``done`` a finished one's."""
         if not task_id or "/" in task_id or task_id.startswith("."):
             raise ValueError(f"not a task id: {task_id!r}")
-        return self.folder / f"{task_id}.json"
+        return (self.done if done else self.folder) / f"{task_id}.json"
 
     def _read(self, task_id: str, *, done: bool = False) -> dict[str, Any] | None:
-        path = self._path(task_id)
         try:
-            data = json.loads((self.done / path.name if done else path).read_bytes())
+            data = json.loads(self._path(task_id, done=done).read_bytes())
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
@@ -362,9 +362,13 @@ class FileLeaseStore:
     def claim(self, task_id: str, holder: str, message: dict[str, Any], attempt: int = 0) -> Claim:
         with self._locked():
             found = self._read(task_id)
+            lease = found
             if found is not None and found.get("state") == RUNNING and not self._is_alive(found.get("holder", "")):
-                found = None if self._finished(task_id, found) is not None else found
-            lease = found or self._read(task_id, done=True) or {}
+                finished = self._finished(task_id, found)
+                if finished is not None:
+                    found, lease = None, finished
+            if lease is None:
+                lease = self._read(task_id, done=True) or {}
             if attempt > lease.get("attempt", -1):
                 lease = {}
             state, previous_holder = lease.get("state", ""), lease.get("holder", "")
@@ -394,7 +398,7 @@ class FileLeaseStore:
                 lease.pop("message", None)
                 # Written to done/ first: a release cut off here leaves both, and the
                 # running one is recognised as finished (``_finished``).
-                write_private(self.done / self._path(task_id).name, json.dumps(lease).encode(), new=True)
+                write_private(self._path(task_id, done=True), json.dumps(lease).encode(), new=True)
                 with contextlib.suppress(FileNotFoundError):
                     self._path(task_id).unlink()
 
