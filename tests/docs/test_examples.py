@@ -167,6 +167,7 @@ def test_every_example_has_a_test():
         "cancellable_tasks.py",
         "config_update.py",
         "conftest_prefork.py",
+        "confirm_published.py",  # tests/docs/test_outages_page.py
         "delivery_tasks.py",
         "docker_example.py",  # tests/docker/test_docs_example.py
         "demo_output.txt",

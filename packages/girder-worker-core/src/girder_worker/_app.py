@@ -83,6 +83,25 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
                 raise
             raise error from None
 
+    def confirm_published(self, timeout: float = 30.0) -> int:
+        """Wait until the broker has confirmed every task message this process published.
+
+        On RabbitMQ a publish returns before RabbitMQ's confirm arrives (up to
+        ``GIRDER_WORKER_PUBLISH_WINDOW`` messages per connection await theirs); call this
+        where your program must know its messages are queued, for example before it
+        reports them sent. A message whose connection closed first is published again.
+        Other brokers need no confirm. Returns how many messages it waited for.
+
+        Raises:
+            kombu.exceptions.OperationalError: RabbitMQ refused a message three times, or
+                did not confirm every one within ``timeout`` seconds; one line names the tasks.
+        """
+        if not str(self.conf.broker_transport or "").startswith("girder_worker.broker._rabbitmq:"):
+            return 0
+        from .broker._rabbitmq import confirm_published
+
+        return confirm_published(timeout)
+
     def load_plugins(self) -> list[PluginReport]:
         """Load the installed plugins once; return what happened to each."""
         with self._plugins_lock:

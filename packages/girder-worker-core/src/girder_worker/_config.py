@@ -15,7 +15,13 @@ from celery.app.backends import BACKEND_ALIASES
 from kombu.transport import TRANSPORT_ALIASES
 
 from ._hints import closest
-from .broker._outages import backend_outage_settings, broker_transport_options, outage_settings
+from .broker._outages import (
+    DEFAULT_WINDOW,
+    WINDOW_OPTION,
+    backend_outage_settings,
+    broker_transport_options,
+    outage_settings,
+)
 from .broker._private_files import dir_problem, ensure_private_dir
 
 __all__ = ["VARIABLES", "Config", "ConfigError", "check_variables", "read_config"]
@@ -53,6 +59,8 @@ VARIABLES: dict[str, str] = {
     "lost (default 2).",
     "GIRDER_WORKER_LEASE_SECONDS": "How long a worker may go silent before other workers treat its running "
     "tasks as lost (default 30).",
+    "GIRDER_WORKER_PUBLISH_WINDOW": "On RabbitMQ: how many of a client's messages per connection may await "
+    "RabbitMQ's confirm before a publish waits (default 64; 1 makes every publish wait). A worker waits for each.",
     "GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS": "JSON object of kombu transport options set over girder-worker's "
     "(e.g. Redis's visibility_timeout); worker and clients should share it.",
     "GIRDER_WORKER_ALLOW_PYTHON_MODE": "true lets girder_worker.run execute python-mode scripts taken "
@@ -202,6 +210,26 @@ def _prefetch(env: Mapping[str, str]) -> int | None:
             "GIRDER_WORKER_PREFETCH",
             f"{env['GIRDER_WORKER_PREFETCH']!r} is neither off nor a whole number >= 1",
             "use off to take a task only for a free process, or N to reserve N tasks per process",
+        )
+    return int(text)
+
+
+_RABBITMQ_TRANSPORTS = {
+    "amqp": "girder_worker.broker._rabbitmq:Transport",
+    "pyamqp": "girder_worker.broker._rabbitmq:Transport",
+    "amqps": "girder_worker.broker._rabbitmq:SSLTransport",
+}
+
+
+def _publish_window(env: Mapping[str, str]) -> int:
+    text = env.get("GIRDER_WORKER_PUBLISH_WINDOW", "").strip()
+    if not text:
+        return DEFAULT_WINDOW
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(
+            "GIRDER_WORKER_PUBLISH_WINDOW",
+            f"{env['GIRDER_WORKER_PUBLISH_WINDOW']!r} is not a whole number >= 1",
+            f"use 1 to make every publish wait for RabbitMQ's confirm, or more (default {DEFAULT_WINDOW})",
         )
     return int(text)
 
@@ -384,6 +412,10 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
             # kombu's Redis transport, which drops a queue item that is no task message
             # with one line instead of stopping (see girder_worker.broker._redis).
             settings["broker_transport"] = "girder_worker.broker._redis:Transport"
+        elif scheme in _RABBITMQ_TRANSPORTS:
+            # kombu's AMQP transport, whose publishes RabbitMQ confirms through a window
+            # (see girder_worker.broker._rabbitmq).
+            settings["broker_transport"] = _RABBITMQ_TRANSPORTS[scheme]
     else:
         data_dir = Path(env.get("GIRDER_WORKER_DATA_DIR") or default_data_dir(env))
         # A queue file holds the body base64-encoded, with the headers: room for both.
@@ -395,6 +427,8 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(
             "GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS", str(exc), 'use a JSON object, e.g. {"visibility_timeout": 43200}'
         ) from None
+    if _scheme(broker) in _RABBITMQ_TRANSPORTS:
+        transport_options.setdefault(WINDOW_OPTION, _publish_window(env))
     settings["broker_transport_options"] = {**settings.get("broker_transport_options", {}), **transport_options}
 
     if backend:

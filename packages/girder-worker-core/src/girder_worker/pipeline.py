@@ -63,6 +63,12 @@ def _admission(app: Any, config: Config) -> None:
     from .delivery._delivery import DeliveryStep
 
     app.steps["worker"].add(DeliveryStep)
+    if config.settings.get("broker_transport", "").startswith("girder_worker.broker._rabbitmq:"):
+        from .broker._rabbitmq import ConfirmEachPublish
+
+        # What a worker acknowledges next (a retried or re-delivered task's old message)
+        # rests on what it published: its publishes wait for RabbitMQ's confirm, each.
+        app.steps["worker"].add(ConfirmEachPublish)
 
 
 def _cancel_flag(app: Any, config: Config) -> None:

@@ -35,6 +35,7 @@ from kombu.serialization import dumps
 from kombu.utils.objects import cached_property
 
 from ..monitoring._metrics import SENT_HEADER
+from ._outages import Connection
 
 __all__ = [
     "AMQP",
@@ -343,6 +344,7 @@ class AMQP(celery_amqp.AMQP):  # type: ignore[misc]
     """Celery's messaging of a girder-worker app, whose producers keep the size limit."""
 
     _producer_pool: ProducerPool | None
+    Connection = Connection  # names girder-worker's transports by their URL scheme
 
     @cached_property
     def Producer(self) -> type[LimitedProducer]:  # noqa: N802  (Celery's name)

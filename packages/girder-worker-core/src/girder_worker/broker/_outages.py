@@ -3,10 +3,11 @@
 A worker outlives any broker outage: it reconnects for as long as it takes
 (Celery's default gives up after 100 attempts, about 45 minutes at kombu's
 intervals of 2, 4, ... up to 30 s). A client's publish retries for about :data:`PUBLISH_RETRY_SECONDS` and
-then raises :class:`kombu.exceptions.OperationalError`; on RabbitMQ a publish
-returns only once the broker has confirmed it has the message (publisher
-confirms), so a message is either taken or the client gets an error, never
-silently dropped. A result write (a task's state and return value) retries
+then raises :class:`kombu.exceptions.OperationalError`. On RabbitMQ every
+message is confirmed by the broker (publisher confirms) through a window of
+:data:`DEFAULT_WINDOW` messages (:mod:`girder_worker.broker._rabbitmq`): a message
+RabbitMQ did not take is published again or reported, never silently dropped. A
+result write (a task's state and return value) retries
 across an outage of about two minutes before it fails.
 
 ``GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS`` (a JSON object) sets kombu transport
@@ -19,11 +20,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from kombu.connection import Connection as KombuConnection
 from kombu.exceptions import OperationalError
 from kombu.utils.url import maybe_sanitize_url
 
 __all__ = [
+    "DEFAULT_WINDOW",
     "PUBLISH_RETRY_SECONDS",
+    "WINDOW_OPTION",
+    "Connection",
     "PublishError",
     "backend_outage_settings",
     "broker_transport_options",
@@ -35,6 +40,11 @@ __all__ = [
 
 #: How long a client's publish keeps retrying an unreachable broker before it raises.
 PUBLISH_RETRY_SECONDS = 10
+#: Unconfirmed messages a client may have per RabbitMQ connection before a publish waits
+#: (``GIRDER_WORKER_PUBLISH_WINDOW``).
+DEFAULT_WINDOW = 64
+#: The transport option (``broker_transport_options``) that carries the window to the transport.
+WINDOW_OPTION = "girder_worker_publish_window"
 
 
 def outage_settings() -> dict[str, Any]:
@@ -66,8 +76,6 @@ def broker_transport_options(scheme: str, env: Mapping[str, str]) -> dict[str, A
             the message says so in one line.
     """
     options: dict[str, Any] = {"connect_retries_timeout": PUBLISH_RETRY_SECONDS}
-    if scheme in ("amqp", "amqps", "pyamqp"):
-        options["confirm_publish"] = True
     text = env.get("GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS", "").strip()
     if text:
         try:
@@ -78,6 +86,27 @@ def broker_transport_options(scheme: str, env: Mapping[str, str]) -> dict[str, A
             raise ValueError(f"{text!r} is not a JSON object")
         options.update(extra)
     return options
+
+
+#: The URL scheme each of girder-worker's transports stands in for, as lines name a broker.
+_TRANSPORT_SCHEMES = {
+    "girder_worker.broker._redis:Transport": "redis",
+    "girder_worker.broker._rabbitmq:Transport": "amqp",
+    "girder_worker.broker._rabbitmq:SSLTransport": "amqps",
+}
+
+
+class Connection(KombuConnection):  # type: ignore[misc]
+    """kombu's connection, which names a broker reached through one of girder-worker's
+    transports by its URL scheme (``amqp://``, ``redis://``), not by the transport's class
+    path: in the banner, "Connected to ..." and "Cannot connect to ..." lines."""
+
+    def as_uri(self, *args: Any, **kwargs: Any) -> str:
+        uri = str(super().as_uri(*args, **kwargs))
+        scheme = _TRANSPORT_SCHEMES.get(self.transport_cls) if isinstance(self.transport_cls, str) else None
+        if scheme is not None and uri.startswith(self.transport_cls + "://"):
+            return scheme + uri[len(self.transport_cls) :]
+        return uri
 
 
 def masked(url: str) -> str:
@@ -135,6 +164,8 @@ def publish_error(app: Any, task_name: str | None, exc: BaseException) -> Publis
     lines with Redis down) ending in a message that names neither the server nor
     the fix.
     """
+    if isinstance(exc, PublishError):
+        return exc  # already one line (girder_worker.broker._rabbitmq: RabbitMQ refused the message)
     if not _is_outage(exc):
         return None
     broker = str(app.conf.broker_url or "")
