@@ -185,13 +185,25 @@ def published_again(caplog: Any) -> int:
     return sum(int(m.group(1)) for m in found if m)
 
 
+_CUT: list[socket.socket] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_cut_sockets() -> Iterator[None]:
+    yield
+    while _CUT:  # kombu drops a broken connection without closing its socket
+        _CUT.pop().close()
+
+
 def _cut_connections() -> int:
     """Shut down the sockets of every connection with unconfirmed messages, as a network cut would."""
     cut = 0
     for confirms in _rabbitmq._brokers():
         for window in confirms.windows:
             if window.unconfirmed:
-                window.channel.connection.sock.shutdown(socket.SHUT_RDWR)
+                sock = window.channel.connection.sock
+                sock.shutdown(socket.SHUT_RDWR)
+                _CUT.append(sock)
                 cut += 1
     return cut
 
