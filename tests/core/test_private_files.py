@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import sys
 import threading
@@ -76,3 +77,27 @@ def test_on_linux_an_existing_file_is_swapped_not_renamed_over(tmp_path):
     missing = tmp_path / "missing"
     assert _private_files._exchanged(new, missing) is False  # nothing to swap with: the caller renames
     assert not missing.exists()
+
+
+def test_writing_a_task_s_files_interns_no_names(tmp_path, monkeypatch):
+    """pathlib interns every name it parses, and a message, a lease and a result each have a
+    name of their own: the interpreter's table of interned strings grew with them and doubled
+    (~2 MB) in every pool process of a busy embedded-broker worker. The embedded broker's and
+    the lease store's per-task writes use plain strings."""
+    from girder_worker.delivery._leases import FileLeaseStore
+
+    (tmp_path / "leases").mkdir()
+    store = FileLeaseStore(tmp_path / "leases")
+    store.claim("warm-up", "w1", {"body": "x"})  # its folders and lock file, made once
+    folder = str(tmp_path)
+    interned: list[str] = []
+    real = sys.intern
+    monkeypatch.setattr(sys, "intern", lambda name: interned.append(name) or real(name))
+
+    for i in range(20):
+        write_private(os.path.join(folder, f"message-{i}.msg"), b"{}", new=True)
+        store.claim(f"task-{i}", "w1", {"body": str(i)})
+        store.release([(f"task-{i}", 0)], "w1")
+
+    assert interned == []
+    assert len(list((tmp_path / "leases" / "done").iterdir())) == 20

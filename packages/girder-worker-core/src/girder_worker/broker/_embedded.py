@@ -158,11 +158,11 @@ class Channel(virtual.Channel):  # type: ignore[misc]
         data = str_to_bytes(dumps(payload))
         try:
             try:
-                write_private(Path(folder, name), data, new=True)
+                write_private(os.path.join(folder, name), data, new=True)
             except FileNotFoundError:
                 if not self._make_folders_again():
                     raise
-                write_private(Path(folder, name), data, new=True)
+                write_private(os.path.join(folder, name), data, new=True)
         except OSError as exc:
             raise EmbeddedBrokerWriteError(folder, exc) from None
 

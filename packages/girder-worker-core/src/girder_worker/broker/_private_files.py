@@ -106,7 +106,7 @@ def open_private(path: Path, flags: int = os.O_RDWR) -> int:
     return fd
 
 
-def write_private(path: Path | str, data: bytes, *, new: bool = False) -> None:
+def write_private(path: Path | str | bytes, data: bytes, *, new: bool = False) -> None:
     """Write ``data`` to ``path`` in one step: a 0600 file under a hidden name, moved into place.
 
     Readers never see a partial file, nor ``path`` missing while it is replaced;
@@ -114,8 +114,12 @@ def write_private(path: Path | str, data: bytes, *, new: bool = False) -> None:
     raised. ``new``: no file is known to be there (a message's fresh name, a lease
     claimed for the first time), so no swap is tried; one that is there is renamed over.
     """
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
+    # Strings, not pathlib: pathlib interns every name it parses (sys.intern), and a name per
+    # message, lease and result grew the interpreter's table of interned strings in every
+    # process: it doubled to ~2 MB in each pool process of a busy worker.
+    path = os.fsdecode(path)
+    folder, name = os.path.split(path)
+    partial = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.part")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)
@@ -130,12 +134,13 @@ def write_private(path: Path | str, data: bytes, *, new: bool = False) -> None:
     except BaseException:
         if fd >= 0:
             os.close(fd)
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
         raise
     # The new file is in place and the hidden name holds the old one. Should it stay
     # (a directory there), the housekeeping sweep removes what is left of it.
     with contextlib.suppress(OSError):
-        partial.unlink()
+        os.unlink(partial)
 
 
 #: libc's ``renameat2`` once looked up; False where there is none (not Linux, not glibc 2.28+).
@@ -144,7 +149,7 @@ _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
 
-def _exchanged(partial: Path, path: Path) -> bool:
+def _exchanged(partial: str, path: str) -> bool:
     """Swap ``partial`` and an existing ``path`` in one step; False when there is no ``path``
     or the system cannot swap (then the caller renames).
 

@@ -31,7 +31,7 @@ Relies on py-amqp's public channel API: ``confirm_select()``, the ``basic_ack`` 
 ``basic_nack`` handlers in ``channel.events``, ``connection.drain_events(timeout)``,
 ``channel.is_open``; and on kombu's public ``pyamqp`` transport
 classes (``Transport.Connection.Channel``), which it subclasses.
-tests/compat/test_rabbitmq_confirms.py runs it on every Celery/kombu version we declare.
+tests/compat/test_publish_confirms.py runs it on every Celery/kombu version we declare.
 """
 
 from __future__ import annotations

@@ -286,6 +286,7 @@ class FileLeaseStore:
         self.folder = folder
         self.alive = folder / "alive"
         self.done = folder / "done"
+        self._folder, self._done = str(folder), str(self.done)
         #: The lock file, open in this process: (process id, descriptor).
         self._guard: tuple[int, int] | None = None
         # flock excludes open files, not threads: this process's threads share one.
@@ -317,15 +318,19 @@ class FileLeaseStore:
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def _path(self, task_id: str, *, done: bool = False) -> Path:
-        """The lease file of ``task_id``: a running (or lost) task's, or with ``done`` a finished one's."""
+    def _path(self, task_id: str, *, done: bool = False) -> str:
+        """The lease file of ``task_id``: a running (or lost) task's, or with ``done`` a finished one's.
+
+        A string: pathlib would intern every task's file name (see write_private).
+        """
         if not task_id or "/" in task_id or task_id.startswith("."):
             raise ValueError(f"not a task id: {task_id!r}")
-        return (self.done if done else self.folder) / f"{task_id}.json"
+        return os.path.join(self._done if done else self._folder, f"{task_id}.json")
 
     def _read(self, task_id: str, *, done: bool = False) -> dict[str, Any] | None:
         try:
-            data = json.loads(self._path(task_id, done=done).read_bytes())
+            with open(self._path(task_id, done=done), "rb") as file:
+                data = json.loads(file.read())
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
@@ -337,7 +342,7 @@ class FileLeaseStore:
         if finished is None or any(finished.get(k) != lease.get(k) for k in ("holder", "attempt", "deliveries")):
             return None
         with contextlib.suppress(OSError):
-            self._path(task_id).unlink()
+            os.unlink(self._path(task_id))
         return finished
 
     def _write(self, task_id: str, lease: dict[str, Any], *, new: bool = False) -> None:
@@ -400,7 +405,7 @@ class FileLeaseStore:
                 # running one is recognised as finished (``_finished``).
                 write_private(self._path(task_id, done=True), json.dumps(lease).encode(), new=True)
                 with contextlib.suppress(FileNotFoundError):
-                    self._path(task_id).unlink()
+                    os.unlink(self._path(task_id))
 
     def orphans(self) -> list[tuple[str, str]]:
         # Finished leases older than DONE_RETENTION_SECONDS are the sweep's (broker/_housekeeping.py).
