@@ -303,6 +303,8 @@ class Channel(pyamqp.Channel):  # type: ignore[misc]
     def _limit(self) -> int:
         """0: no window (kombu's confirm_publish option rules); else the most unconfirmed messages."""
         if self._gw_limit is None:
+            if self.connection is None:
+                return 0  # closed: py-amqp's own publish raises kombu's recoverable error
             options = getattr(self.connection.client, "transport_options", None) or {}
             if "confirm_publish" in options:
                 self._gw_limit = 0
