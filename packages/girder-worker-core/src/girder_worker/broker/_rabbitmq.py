@@ -405,9 +405,9 @@ def confirm_published(timeout: float = CONFIRM_SECONDS) -> int:
     Messages whose connection closed first are published again, on a new connection.
 
     Raises:
-        kombu.exceptions.OperationalError: RabbitMQ refused a message :data:`ATTEMPTS`
-            times, or did not confirm every message within ``timeout`` seconds; its
-            message is one line naming the tasks.
+        girder_worker.PublishError: (a :class:`kombu.exceptions.OperationalError`) RabbitMQ
+            refused a message :data:`ATTEMPTS` times, or did not confirm every message within
+            ``timeout`` seconds; its message is one line naming the tasks.
     """
     deadline = time.monotonic() + timeout
     waited = 0
