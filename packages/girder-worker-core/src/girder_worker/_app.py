@@ -15,7 +15,7 @@ from ._celery_internals import swap_settings_class
 from ._config import Config, read_config
 from ._plugins import PluginReport, load_plugins
 from ._settings import GirderWorkerSettings
-from .broker._outages import publish_error
+from .broker._outages import RABBITMQ_TRANSPORTS, publish_error
 
 __all__ = ["GirderWorkerApp", "create_app"]
 
@@ -93,10 +93,10 @@ class GirderWorkerApp(Celery):  # type: ignore[misc]
         Other brokers need no confirm. Returns how many messages it waited for.
 
         Raises:
-            kombu.exceptions.OperationalError: RabbitMQ refused a message three times, or
-                did not confirm every one within ``timeout`` seconds; one line names the tasks.
+            girder_worker.PublishError: RabbitMQ refused a message three times, or did not
+                confirm every one within ``timeout`` seconds; one line names the tasks.
         """
-        if not str(self.conf.broker_transport or "").startswith("girder_worker.broker._rabbitmq:"):
+        if self.conf.broker_transport not in RABBITMQ_TRANSPORTS:
             return 0
         from .broker._rabbitmq import confirm_published
 

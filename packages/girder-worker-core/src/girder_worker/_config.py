@@ -17,6 +17,9 @@ from kombu.transport import TRANSPORT_ALIASES
 from ._hints import closest
 from .broker._outages import (
     DEFAULT_WINDOW,
+    RABBITMQ_SCHEMES,
+    RABBITMQ_TRANSPORTS,
+    TRANSPORTS,
     WINDOW_OPTION,
     backend_outage_settings,
     broker_transport_options,
@@ -214,13 +217,6 @@ def _prefetch(env: Mapping[str, str]) -> int | None:
     return int(text)
 
 
-_RABBITMQ_TRANSPORTS = {
-    "amqp": "girder_worker.broker._rabbitmq:Transport",
-    "pyamqp": "girder_worker.broker._rabbitmq:Transport",
-    "amqps": "girder_worker.broker._rabbitmq:SSLTransport",
-}
-
-
 def _publish_window(env: Mapping[str, str]) -> int:
     text = env.get("GIRDER_WORKER_PUBLISH_WINDOW", "").strip()
     if not text:
@@ -411,11 +407,11 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         if broker.lower().startswith("redis://"):
             # kombu's Redis transport, which drops a queue item that is no task message
             # with one line instead of stopping (see girder_worker.broker._redis).
-            settings["broker_transport"] = "girder_worker.broker._redis:Transport"
-        elif scheme in _RABBITMQ_TRANSPORTS:
+            settings["broker_transport"] = TRANSPORTS["redis"]
+        elif scheme in RABBITMQ_SCHEMES:
             # kombu's AMQP transport, whose publishes RabbitMQ confirms through a window
             # (see girder_worker.broker._rabbitmq).
-            settings["broker_transport"] = _RABBITMQ_TRANSPORTS[scheme]
+            settings["broker_transport"] = TRANSPORTS[scheme]
     else:
         data_dir = Path(env.get("GIRDER_WORKER_DATA_DIR") or default_data_dir(env))
         # A queue file holds the body base64-encoded, with the headers: room for both.
@@ -427,7 +423,7 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(
             "GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS", str(exc), 'use a JSON object, e.g. {"visibility_timeout": 43200}'
         ) from None
-    if _scheme(broker) in _RABBITMQ_TRANSPORTS:
+    if settings.get("broker_transport") in RABBITMQ_TRANSPORTS:
         transport_options.setdefault(WINDOW_OPTION, _publish_window(env))
     settings["broker_transport_options"] = {**settings.get("broker_transport_options", {}), **transport_options}
 

@@ -63,7 +63,9 @@ def _admission(app: Any, config: Config) -> None:
     from .delivery._delivery import DeliveryStep
 
     app.steps["worker"].add(DeliveryStep)
-    if config.settings.get("broker_transport", "").startswith("girder_worker.broker._rabbitmq:"):
+    from .broker._outages import RABBITMQ_TRANSPORTS
+
+    if config.settings.get("broker_transport") in RABBITMQ_TRANSPORTS:
         from .broker._rabbitmq import ConfirmEachPublish
 
         # What a worker acknowledges next (a retried or re-delivered task's old message)

@@ -178,16 +178,16 @@ class Channel(virtual.Channel):  # type: ignore[misc]
         return str(self.transport_options.get("processing_folder", self.data_folder_in))
 
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        name = f"{_stamp()}_{uuid.uuid4()}.{queue}.msg"
         folder = self.data_folder_out
+        path = os.path.join(folder, f"{_stamp()}_{uuid.uuid4()}.{queue}.msg")
         data = str_to_bytes(dumps(payload))
         try:
             try:
-                write_private(os.path.join(folder, name), data, new=True)
+                write_private(path, data, new=True)
             except FileNotFoundError:
                 if not self._make_folders_again():
                     raise
-                write_private(os.path.join(folder, name), data, new=True)
+                write_private(path, data, new=True)
         except OSError as exc:
             raise EmbeddedBrokerWriteError(folder, exc) from None
 

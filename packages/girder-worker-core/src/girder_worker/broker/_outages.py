@@ -27,6 +27,9 @@ from kombu.utils.url import maybe_sanitize_url
 __all__ = [
     "DEFAULT_WINDOW",
     "PUBLISH_RETRY_SECONDS",
+    "RABBITMQ_SCHEMES",
+    "RABBITMQ_TRANSPORTS",
+    "TRANSPORTS",
     "WINDOW_OPTION",
     "Connection",
     "PublishError",
@@ -88,12 +91,19 @@ def broker_transport_options(scheme: str, env: Mapping[str, str]) -> dict[str, A
     return options
 
 
-#: The URL scheme each of girder-worker's transports stands in for, as lines name a broker.
-_TRANSPORT_SCHEMES = {
-    "girder_worker.broker._redis:Transport": "redis",
-    "girder_worker.broker._rabbitmq:Transport": "amqp",
-    "girder_worker.broker._rabbitmq:SSLTransport": "amqps",
+#: girder-worker's own kombu transports, by the URL scheme each stands in for.
+TRANSPORTS = {
+    "redis": "girder_worker.broker._redis:Transport",
+    "amqp": "girder_worker.broker._rabbitmq:Transport",
+    "pyamqp": "girder_worker.broker._rabbitmq:Transport",
+    "amqps": "girder_worker.broker._rabbitmq:SSLTransport",
 }
+#: The schemes of RabbitMQ brokers, whose publishes are confirmed through a window.
+RABBITMQ_SCHEMES = frozenset({"amqp", "pyamqp", "amqps"})
+#: Those brokers' transports (``broker_transport``).
+RABBITMQ_TRANSPORTS = frozenset(TRANSPORTS[scheme] for scheme in RABBITMQ_SCHEMES)
+#: The scheme a line names a broker by, for each transport (``amqp``, not ``pyamqp``).
+_SCHEME_OF = {path: scheme for scheme, path in TRANSPORTS.items() if scheme != "pyamqp"}
 
 
 class Connection(KombuConnection):  # type: ignore[misc]
@@ -103,7 +113,7 @@ class Connection(KombuConnection):  # type: ignore[misc]
 
     def as_uri(self, *args: Any, **kwargs: Any) -> str:
         uri = str(super().as_uri(*args, **kwargs))
-        scheme = _TRANSPORT_SCHEMES.get(self.transport_cls) if isinstance(self.transport_cls, str) else None
+        scheme = _SCHEME_OF.get(self.transport_cls) if isinstance(self.transport_cls, str) else None
         if scheme is not None and uri.startswith(self.transport_cls + "://"):
             return scheme + uri[len(self.transport_cls) :]
         return uri

@@ -366,7 +366,7 @@ class Channel(pyamqp.Channel):  # type: ignore[misc]
 
     def _settle(self, confirms: _Confirms, window: _Window, limit: int, seconds: float, current: int) -> None:
         """Read the confirms that arrived; wait while ``limit`` are missing; publish refused ones again."""
-        deadline = time.monotonic() + seconds
+        deadline = None  # read from the clock only when there is something to wait for
         try:
             # No read of what has arrived here: py-amqp reads it before each publish
             # (basic_publish drains the connection for a connection.blocked notice).
@@ -376,6 +376,7 @@ class Channel(pyamqp.Channel):  # type: ignore[misc]
                     self._publish_again(confirms, window)
                 if len(window.unconfirmed) < limit and not window.refused:
                     return
+                deadline = deadline or time.monotonic() + seconds
                 if not window.wait(limit - 1, deadline):
                     raise OperationalError(
                         f"RabbitMQ confirmed none of the last {len(window.unconfirmed)} message(s) in {seconds:g} s "
