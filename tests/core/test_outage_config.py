@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from girder_worker._config import ConfigError, read_config
@@ -74,3 +76,18 @@ def test_transport_options_that_are_no_json_object_name_the_variable(text):
 
     with pytest.raises(ConfigError, match=r"^GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS: .* is not a JSON object; use"):
         read_config(env)
+
+
+@pytest.mark.parametrize("window", ["64", 0, [1], True])
+def test_a_publish_window_in_the_transport_options_is_checked_at_start(window):
+    env = {
+        "GIRDER_WORKER_BROKER": RABBITMQ,
+        "GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS": json.dumps({"girder_worker_publish_window": window}),
+    }
+
+    with pytest.raises(ConfigError) as raised:
+        read_config(env)
+    assert str(raised.value) == (
+        f"GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS: girder_worker_publish_window is {window!r}, not a whole number "
+        ">= 1; leave it out and set GIRDER_WORKER_PUBLISH_WINDOW instead"
+    )

@@ -424,7 +424,13 @@ def read_config(env: Mapping[str, str] | None = None) -> Config:
             "GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS", str(exc), 'use a JSON object, e.g. {"visibility_timeout": 43200}'
         ) from None
     if settings.get("broker_transport") in RABBITMQ_TRANSPORTS:
-        transport_options.setdefault(WINDOW_OPTION, _publish_window(env))
+        window = transport_options.setdefault(WINDOW_OPTION, _publish_window(env))
+        if type(window) is not int or window < 1:  # given in the transport options' JSON
+            raise ConfigError(
+                "GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS",
+                f"{WINDOW_OPTION} is {window!r}, not a whole number >= 1",
+                "leave it out and set GIRDER_WORKER_PUBLISH_WINDOW instead",
+            )
     settings["broker_transport_options"] = {**settings.get("broker_transport_options", {}), **transport_options}
 
     if backend:
