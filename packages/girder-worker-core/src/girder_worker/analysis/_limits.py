@@ -33,6 +33,7 @@ from .._paths import is_under
 from ._errors import BindingNotAllowed
 
 __all__ = [
+    "ALLOW_PYTHON_MODE",
     "HTTP_ALLOWED_HOSTS",
     "LOCAL_PATHS",
     "MAX_DATA_BYTES",
@@ -43,6 +44,9 @@ __all__ = [
     "local_path",
     "max_data_bytes",
 ]
+
+#: The worker setting that lets the ``python`` mode run code taken from the message (off by default).
+ALLOW_PYTHON_MODE = "GIRDER_WORKER_ALLOW_PYTHON_MODE"
 
 LOCAL_PATHS = "GIRDER_WORKER_LOCAL_PATHS"
 HTTP_ALLOWED_HOSTS = "GIRDER_WORKER_HTTP_ALLOWED_HOSTS"

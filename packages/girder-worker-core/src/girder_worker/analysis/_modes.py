@@ -10,15 +10,13 @@ from urllib.parse import unquote, urlsplit
 
 from ._context import RunContext
 from ._errors import AnalysisError, InvalidSpec, ModeNotAllowed
+from ._limits import ALLOW_PYTHON_MODE
 from ._spec import Port, TaskSpec, parse_task
 
 if TYPE_CHECKING:
     from ._registry import Registry
 
 __all__ = ["ALLOW_PYTHON_MODE", "register"]
-
-#: The worker setting that lets the ``python`` mode run.
-ALLOW_PYTHON_MODE = "GIRDER_WORKER_ALLOW_PYTHON_MODE"
 
 
 # -- python ---------------------------------------------------------------------

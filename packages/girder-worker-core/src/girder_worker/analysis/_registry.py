@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
+from . import ENTRY_POINT_GROUP
 from ._errors import ConversionError, InvalidData, NoConversionPath, UnknownBinding, UnknownFormat, UnknownMode
 
 __all__ = ["ENTRY_POINT_GROUP", "Converter", "Format", "Mode", "Registry"]
-
-#: Entry point group of functions ``register(registry)`` that extend the registry.
-ENTRY_POINT_GROUP = "girder_worker_analysis"
 
 logger = logging.getLogger("girder_worker.analysis")
 

@@ -17,8 +17,6 @@ from typing import Any
 from girder_worker_utils import Task, task
 
 from .._policy import DockerRunNotAllowed, run_scope
-from .._run import ContainerError, stop_timeout
-from .._run import run as _run
 from ..transforms import DEFAULT_VOLUME_ATTR, TemporaryVolume, _TemporaryVolumeBase
 
 __all__ = ["ContainerError", "DockerRunNotAllowed", "DockerTask", "_docker_run", "docker_run"]
@@ -121,9 +119,22 @@ def _remove_tree(path: str | None) -> None:
         logger.warning("could not remove the temporary volume %s: %s", path, exc)
 
 
-#: Run a container for a task; what :func:`docker_run` does, for tasks that wrap it
-#: (slicer_cli_web's ``run`` calls it with its own task).
-_docker_run = _run
+def _docker_run(task: Any, image: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+    """Run a container for ``task``; what :func:`docker_run` does, for tasks that wrap it
+    (slicer_cli_web's ``run`` calls it with its own task). The arguments are docker_run's."""
+    # Imported at the first run (with the Docker SDK's helpers), not at the worker's start.
+    from .._run import run
+
+    return run(task, image, *args, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    # ContainerError and stop_timeout live with the run; imported when first asked for.
+    if name in ("ContainerError", "stop_timeout"):
+        from .. import _run
+
+        return getattr(_run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # Bound to whichever app loads the plugin: importing girder_worker.app here would make
