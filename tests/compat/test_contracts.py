@@ -274,6 +274,35 @@ def test_billiard_worker_lost_text():
 # -- the app, its settings and its command line ------------------------------------
 
 
+def test_worker_command_runs_alone_with_a_cli_context():
+    """``girder-worker`` runs Celery's ``worker`` command without the ``celery`` group: the
+    command must take its app and settings from a ``CLIContext`` on ``ctx.obj``, and the
+    group must do nothing else for ``-A APP worker``."""
+    import click
+    from celery.bin import base, worker
+    from celery.bin import celery as group
+
+    user = "_celery_internals.run_worker_command"
+    assert isinstance(worker.worker, click.Command), broken("celery.bin.worker.worker (a click command)", user)
+    params = inspect.signature(base.CLIContext).parameters
+    assert list(params)[:4] == ["app", "no_color", "workdir", "quiet"], broken("celery.bin.base.CLIContext", user)
+    app = Celery(set_as_current=False)
+    app.conf.worker_concurrency = 7
+    try:
+        context = base.CLIContext(app=app, no_color=False, workdir=None, quiet=False)
+        ctx = worker.worker.make_context("girder-worker worker", ["-P", "solo", "-l", "info"], obj=context)
+        # An option whose default comes from the app reads it from ctx.obj.
+        assert ctx.params["concurrency"] == 7, broken("celery.bin.worker.worker reading ctx.obj.app", user)
+    finally:
+        app.close()
+    # What the group's callback does: global options (none given), the app, the context,
+    # and the app's user options (which run_worker_command leaves to the group).
+    body = source_of(group.celery.callback)
+    for step in ("CLIContext(app=app", "user_options.get('worker'", "user_options.get('preload'"):
+        assert step in body, broken(f"the celery group's callback ({step!r})", user)
+    assert body.count("os.environ[") == 5, broken("the celery group's callback (global options only)", user)
+
+
 def test_old_setting_names_map():
     from celery.app import defaults
 

@@ -8,6 +8,7 @@ tests/integration/test_status.py, start-up failures in test_startup_errors.py.
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +217,58 @@ def test_a_plugin_named_by_package_or_misspelt_gets_a_did_you_mean(named, hint, 
         f"plugin {named!r} named in GIRDER_WORKER_PLUGINS is not installed {hint}; install it or remove it "
         "from GIRDER_WORKER_PLUGINS"
     ]
+
+
+PROBE = """
+import json, os, sys
+from celery import signals
+
+@signals.worker_ready.connect
+def _ready(sender=None, **kwargs):
+    loaded = sorted(m for m in ("celery.bin.celery", "prompt_toolkit", "click_repl") if m in sys.modules)
+    with open(os.environ["PROBE_OUT"], "w") as out:
+        json.dump({"loaded": loaded, "pool": type(sender.pool).__module__, "app": sender.app.main}, out)
+    os.kill(os.getpid(), __import__("signal").SIGTERM)
+"""
+
+
+def test_a_worker_starts_without_the_rest_of_celerys_command_line(tmp_path):
+    """`celery worker` imports every other Celery command first (prompt_toolkit among
+    them: ~95 ms of a ~400 ms start); `girder-worker` runs the worker command alone."""
+    (tmp_path / "probe.py").write_text(PROBE)
+
+    out = girder_worker(
+        "-P", "solo", "-I", "probe", "--without-mingle", "--without-gossip",
+        env={"PROBE_OUT": str(tmp_path / "probe.json")}, tmp_path=tmp_path,
+    )  # fmt: skip
+
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "probe.json").read_text()) == {
+        "loaded": [],
+        "pool": "celery.concurrency.solo",
+        "app": "girder_worker",
+    }
+
+
+def test_a_wrong_worker_option_is_celerys_usage_error(tmp_path):
+    out = girder_worker("-P", "solo", "--concurency", "2", tmp_path=tmp_path)
+
+    assert out.returncode == 2
+    assert "Usage: girder-worker worker [OPTIONS]" in out.stderr
+    assert "No such option '--concurency'. Did you mean '--concurrency'?" in out.stderr
+    assert "ready." not in out.stdout + out.stderr
+
+
+def test_an_app_with_user_options_runs_the_worker_through_celerys_command_line(tmp_path):
+    import click
+
+    from girder_worker._app import create_app
+    from girder_worker._celery_internals import run_worker_command
+
+    app = create_app(read_config({"GIRDER_WORKER_DATA_DIR": str(tmp_path)}))
+    try:
+        app.user_options["worker"].add(click.Option(["--site-option"]))
+
+        assert run_worker_command(app, ["-P", "solo"], "girder-worker worker") is None
+    finally:
+        app.close()

@@ -67,6 +67,7 @@ __all__ = [
     "reserved_count",
     "reserved_requests",
     "restore_can_consume",
+    "run_worker_command",
     "set_current_app",
     "shadow_can_consume",
     "swap_acknowledgement",
@@ -358,6 +359,36 @@ def replace_revoke_command(help: str) -> Callable[[_F], _F]:
         help=help,
     )
     return register
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+def run_worker_command(app: Any, args: list[str], prog_name: str) -> int | None:
+    """Run Celery's ``worker`` command on ``app`` with ``args``; its exit status.
+
+    ``celery -A APP worker ARGS`` imports Celery's whole command line first: every
+    other command, and through ``celery amqp``'s shell prompt_toolkit (95 ms, a third
+    of a worker's start here, and ~4 MB). This runs the ``worker`` command alone,
+    with the context the ``celery`` group would give it. None (nothing run) when the
+    app has user options (``app.user_options``), which only that group applies.
+
+    Relies on ``celery.bin.worker.worker`` being a click command that finds its app,
+    colour and quiet settings on ``ctx.obj``, a ``celery.bin.base.CLIContext(app,
+    no_color, workdir, quiet)``, and on the group's callback doing nothing else for
+    ``-A APP worker`` without global options (Celery 5.4-5.7).
+    Contract test: ``test_worker_command_runs_alone_with_a_cli_context``.
+    """
+    if any(app.user_options.values()):
+        return None
+    from celery.bin.base import CLIContext
+    from celery.bin.worker import worker
+
+    try:
+        worker.main(args=args, prog_name=prog_name, obj=CLIContext(app=app, no_color=False, workdir=None, quiet=False))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
 
 
 # -- the app, its settings, the current app and task ---------------------------------

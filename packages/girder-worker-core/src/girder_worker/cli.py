@@ -222,7 +222,10 @@ def _worker(args: list[str]) -> int:
     status = wait_for_servers(app, sys.stderr, prog=PROG)
     if status is not None:
         return status
-    return _celery(["worker", *args])
+    from ._celery_internals import run_worker_command
+
+    ran = run_worker_command(app, args, f"{PROG} worker")
+    return _celery(["worker", *args]) if ran is None else ran
 
 
 def main(argv: Sequence[str] | None = None) -> int:
