@@ -189,3 +189,26 @@ def test_a_full_worker_on_rabbitmq_holds_one_acknowledgement_then_cancels_its_co
     worker.stop(sig=signal.SIGKILL)
 
     assert _queue_counts(app, unique_queue) == (1, 0), "the long task's message came back: it was not acknowledged"
+
+
+def test_a_solo_worker_on_rabbitmq_pauses_at_each_task_and_consumes_again_after(
+    env_for, start_worker, queue_app, unique_queue, tmp_path
+):
+    """A solo worker runs its task inside the event loop, so it cancels its consumer at each
+    task (without waiting for RabbitMQ's reply) and consumes again when the task ends: a
+    burst runs through, and a message sent while a long task runs stays for another worker."""
+    env = env_for("rabbitmq")
+    (solo,) = start_workers(start_worker, env, unique_queue, {"w0": 1}, pool="solo")
+    app = queue_app(env)
+
+    burst = [app.send_task(TIMED, args=[0], queue=unique_queue) for _ in range(20)]
+    assert {r.get(timeout=60)["hostname"].split("@")[0] for r in burst} == {"w0"}
+
+    long = start_long(app, unique_queue, tmp_path / "long", seconds=120)
+    short = app.send_task(TIMED, args=[0.2], queue=unique_queue)
+    wait_for(lambda: _queue_counts(app, unique_queue) == (1, 0), timeout=15, what="the short task to wait in the queue")
+    start_workers(start_worker, env, unique_queue, {"w1": 1})
+
+    assert short.get(timeout=30)["hostname"].startswith("w1@")
+    assert received(solo, [short]) == []
+    assert not long.ready()

@@ -21,7 +21,9 @@ unset or ``off``):
   for long (RabbitMQ's ``consumer_timeout`` closes the channel of a consumer that
   keeps one for 30 minutes); when a slot frees, the event loop consumes again.
   The solo pool runs a task inside the event loop, where nothing could write a
-  held acknowledgement in time: there the consumer is cancelled at once.
+  held acknowledgement in time: there the consumer is cancelled at once. The
+  cancel, and the consume when a slot frees, are sent without waiting for
+  RabbitMQ's replies (they waited: two round trips per task of a solo worker).
 
 ETA/countdown tasks are not counted: Celery holds them aside
 (``scheduled_requests``) until they are due, and raises the prefetch count for each.
@@ -150,6 +152,13 @@ class _Hold:
             self.request.message.ack_log_error(*self.wanted)
 
 
+def _without_replies(channel: Any) -> Any:
+    """girder-worker's RabbitMQ channel: cancel and consume without a round trip each."""
+    from ._rabbitmq import consumers_without_replies  # AMQP only: not loaded by other brokers' workers
+
+    return consumers_without_replies(channel)
+
+
 class _AmqpPause:
     """Keep a full worker's RabbitMQ window shut: hold back one acknowledgement, or cancel
     the task consumer; open it again when a slot frees.
@@ -192,7 +201,8 @@ class _AmqpPause:
 
     def pause(self) -> None:
         self.paused = True
-        self.c.task_consumer.cancel()
+        with _without_replies(self.c.task_consumer.channel):
+            self.c.task_consumer.cancel()
         self.waker.arm()
 
     def held_too_long(self) -> None:
@@ -219,7 +229,8 @@ class _AmqpPause:
             self.end_hold()
             if self.paused:
                 self.paused = False
-                self.c.task_consumer.consume()
+                with _without_replies(self.c.task_consumer.channel):
+                    self.c.task_consumer.consume()
 
     def close(self) -> None:
         self.waker.disarm()

@@ -27,9 +27,13 @@ transport option, set either way in ``GIRDER_WORKER_BROKER_TRANSPORT_OPTIONS``, 
 means what it means to kombu (``true``: py-amqp waits for each; ``false``: no confirms),
 and this transport then keeps out of the way.
 
+The channel also cancels and starts consumers without waiting for RabbitMQ's reply when
+fair dispatch pauses and resumes (:func:`consumers_without_replies`).
+
 Relies on py-amqp's public channel API: ``confirm_select()``, the ``basic_ack`` and
 ``basic_nack`` handlers in ``channel.events``, ``connection.drain_events(timeout)``,
-``channel.is_open``; and on kombu's public ``pyamqp`` transport
+``channel.is_open``, ``basic_cancel``/``basic_consume`` with ``nowait`` and the
+``callbacks``/``cancel_callbacks`` of a channel's consumers; and on kombu's public ``pyamqp`` transport
 classes (``Transport.Connection.Channel``), which it subclasses.
 tests/compat/test_publish_confirms.py runs it on every Celery/kombu version we declare.
 """
@@ -42,6 +46,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -62,6 +67,7 @@ __all__ = [
     "SSLTransport",
     "Transport",
     "confirm_published",
+    "consumers_without_replies",
     "unconfirmed",
 ]
 
@@ -391,6 +397,46 @@ class Channel(pyamqp.Channel):  # type: ignore[misc]
     def close(self, *args: Any, **kwargs: Any) -> Any:
         _closing(self)
         return super().close(*args, **kwargs)
+
+    #: Set by :func:`consumers_without_replies`: cancel and consume without waiting for the broker.
+    _gw_no_replies = False
+
+    def basic_cancel(self, consumer_tag: str, nowait: bool = False, *args: Any, **kwargs: Any) -> Any:
+        if not self._gw_no_replies or nowait:
+            return super().basic_cancel(consumer_tag, nowait, *args, **kwargs)
+        done = super().basic_cancel(consumer_tag, True, *args, **kwargs)
+        # No cancel-ok comes to forget the consumer on: forget it now. A delivery to it
+        # still on the way is rejected back to the queue by py-amqp.
+        self.callbacks.pop(consumer_tag, None)
+        self.cancel_callbacks.pop(consumer_tag, None)
+        return done
+
+    def basic_consume(self, *args: Any, **kwargs: Any) -> Any:
+        if self._gw_no_replies and kwargs.get("consumer_tag"):  # no reply is needed to learn the tag
+            kwargs["nowait"] = True
+        return super().basic_consume(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def consumers_without_replies(channel: Any) -> Iterator[None]:
+    """Within this block, ``channel`` cancels and starts consumers without waiting for RabbitMQ.
+
+    A fair-dispatch pause cancels the task consumer when the worker fills, and starts it
+    again when a slot frees: for a solo worker, at every task. Each waited for its reply
+    (``basic.cancel-ok``, ``basic.consume-ok``): two round trips to RabbitMQ per task. The
+    frames go in order on the channel, so the cancel still reaches RabbitMQ before the
+    acknowledgement that would let it send the next message. An error (a queue deleted
+    meanwhile) closes the channel, and the worker's consumer reconnects. A channel of
+    another transport is left as it is.
+    """
+    if not isinstance(channel, Channel):
+        yield
+        return
+    channel._gw_no_replies = True
+    try:
+        yield
+    finally:
+        channel._gw_no_replies = False
 
 
 def _closing(channel: Any) -> None:
