@@ -269,6 +269,6 @@ def test_an_app_with_user_options_runs_the_worker_through_celerys_command_line(t
     try:
         app.user_options["worker"].add(click.Option(["--site-option"]))
 
-        assert run_worker_command(app, ["-P", "solo"], "girder-worker worker") is None
+        assert run_worker_command(app, ["-P", "solo"], "girder-worker worker") is False
     finally:
         app.close()

@@ -364,14 +364,15 @@ def replace_revoke_command(help: str) -> Callable[[_F], _F]:
 # -- the command line ------------------------------------------------------------------
 
 
-def run_worker_command(app: Any, args: list[str], prog_name: str) -> int | None:
-    """Run Celery's ``worker`` command on ``app`` with ``args``; its exit status.
+def run_worker_command(app: Any, args: list[str], prog_name: str) -> bool:
+    """Run Celery's ``worker`` command on ``app`` with ``args``; False (nothing run) when it cannot.
 
     ``celery -A APP worker ARGS`` imports Celery's whole command line first: every
     other command, and through ``celery amqp``'s shell prompt_toolkit (95 ms, a third
     of a worker's start here, and ~4 MB). This runs the ``worker`` command alone,
-    with the context the ``celery`` group would give it. None (nothing run) when the
-    app has user options (``app.user_options``), which only that group applies.
+    with the context the ``celery`` group would give it; like any click command, it
+    ends with ``SystemExit`` and the exit status. It runs nothing when the app has
+    user options (``app.user_options``), which only that group applies.
 
     Relies on ``celery.bin.worker.worker`` being a click command that finds its app,
     colour and quiet settings on ``ctx.obj``, a ``celery.bin.base.CLIContext(app,
@@ -380,15 +381,12 @@ def run_worker_command(app: Any, args: list[str], prog_name: str) -> int | None:
     Contract test: ``test_worker_command_runs_alone_with_a_cli_context``.
     """
     if any(app.user_options.values()):
-        return None
+        return False
     from celery.bin.base import CLIContext
     from celery.bin.worker import worker
 
-    try:
-        worker.main(args=args, prog_name=prog_name, obj=CLIContext(app=app, no_color=False, workdir=None, quiet=False))
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    worker.main(args=args, prog_name=prog_name, obj=CLIContext(app=app, no_color=False, workdir=None, quiet=False))
+    return True
 
 
 # -- the app, its settings, the current app and task ---------------------------------

@@ -137,6 +137,11 @@ def _load_app() -> Any:
     return app
 
 
+def _exit_status(exc: SystemExit) -> int:
+    """The exit status a command's ``SystemExit`` carries (click and argparse end with one)."""
+    return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+
+
 def _celery(args: list[str]) -> int:
     """Run Celery's command line on girder-worker's app, as ``celery -A girder_worker.app ARGS``."""
     from celery.bin.celery import celery
@@ -144,7 +149,7 @@ def _celery(args: list[str]) -> int:
     try:
         celery.main(args=["-A", APP, *args], prog_name=PROG)
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return _exit_status(exc)
     return 0
 
 
@@ -224,8 +229,12 @@ def _worker(args: list[str]) -> int:
         return status
     from ._celery_internals import run_worker_command
 
-    ran = run_worker_command(app, args, f"{PROG} worker")
-    return _celery(["worker", *args]) if ran is None else ran
+    try:
+        if run_worker_command(app, args, f"{PROG} worker"):
+            return 0
+    except SystemExit as exc:
+        return _exit_status(exc)
+    return _celery(["worker", *args])  # an app with user options: Celery's whole command line applies them
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -252,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "status":
             return _status(rest)
     except SystemExit as exc:  # argparse: --help, or a usage error it printed
-        return exc.code if isinstance(exc.code, int) else 0
+        return _exit_status(exc)
     if command not in CELERY_COMMANDS:
         return _unknown(command)
     if command == "flower" and importlib.util.find_spec("flower") is None:

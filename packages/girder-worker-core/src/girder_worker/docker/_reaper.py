@@ -79,7 +79,6 @@ class ReaperStep(bootsteps.StartStopStep):  # type: ignore[misc]
         WORKER.nodename = worker.hostname
         WORKER.pid = os.getpid()
         self.thread: threading.Thread | None = None
-        self._engine_for: Any = None
 
     def start(self, worker: Any) -> None:
         hub = getattr(worker, "hub", None)
@@ -100,18 +99,19 @@ class ReaperStep(bootsteps.StartStopStep):  # type: ignore[misc]
         # package's engine: 5 ms of every start); the reaper's thread imports nothing.
         from ._engine import engine_for, local_socket
 
-        self._engine_for = engine_for
         if local_socket() is None:
             # An engine the SDK reaches (tcp://, ssh://): import it here, in the main
             # thread: a prefork pool process forked while another thread held an import
             # lock would wait for that lock for ever at its first import of the same module.
             import docker  # noqa: F401
-        self.thread = threading.Thread(target=self._reap, name="girder-worker-docker-reaper", daemon=True)
+        self.thread = threading.Thread(
+            target=self._reap, args=(engine_for,), name="girder-worker-docker-reaper", daemon=True
+        )
         self.thread.start()
 
-    def _reap(self) -> None:
+    def _reap(self, engine_for: Any) -> None:
         try:
-            engine = self._engine_for()
+            engine = engine_for()
         except Exception as exc:
             logger.warning("docker: not checking for containers left by dead workers: %s", exc)
             return
