@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 
 import pytest
 from kombu import Connection, Exchange, Queue
@@ -216,3 +217,43 @@ def test_one_process_s_messages_come_out_in_the_order_it_sent_them(tmp_path):
                 received.append(message.payload["n"])
 
     assert received == list(range(300))
+
+
+def test_a_consumer_of_idle_queues_drains_a_backlog_without_listing_per_message(tmp_path, monkeypatch):
+    # A worker reads its task queue and idle ones (its control and cancel queues): every
+    # poll of an idle queue listed the whole folder, backlog and all, about twice per task.
+    from girder_worker.broker import _embedded
+
+    busy, *idle = (Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("tasks", "ctl", "cancel"))
+    listings = []
+    listdir = os.listdir
+
+    def counted(path):
+        listings.append(path)
+        return listdir(path)
+
+    received: list[tuple[str, int]] = []
+    with connection(tmp_path) as conn:
+        producer = conn.Producer(serializer="json")
+        for n in range(300):
+            producer.publish({"n": n}, exchange=busy.exchange, routing_key="tasks", declare=[busy, *idle])
+        monkeypatch.setattr(_embedded.os, "listdir", counted)
+
+        def on_message(body, message):
+            received.append((message.delivery_info["routing_key"], body["n"]))
+            message.ack()
+            if body["n"] >= 100:
+                time.sleep(0.002)  # tasks take a while: the polling interval (20 ms) passes during the backlog
+            if body["n"] == 100 and message.delivery_info["routing_key"] == "tasks":
+                producer.publish({"n": -1}, exchange=idle[1].exchange, routing_key="cancel")
+
+        with conn.Consumer([busy, *idle], callbacks=[on_message], accept=["json"]):
+            while len(received) < 301:
+                conn.drain_events(timeout=2)
+
+    tasks = [n for key, n in received if key == "tasks"]
+    assert tasks == list(range(300))
+    # A message to an idle queue still comes within a polling interval (10 tasks), not after the backlog.
+    assert received.index(("cancel", -1)) < 150
+    # One listing per polling interval (about 25 here), not two per message (about 600 before).
+    assert len(listings) < 150, len(listings)

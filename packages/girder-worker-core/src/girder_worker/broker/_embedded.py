@@ -302,24 +302,30 @@ class Channel(virtual.Channel):  # type: ignore[misc]
 
     # -- taking a message --------------------------------------------------------
 
-    @cached_property
-    def _listed(self) -> dict[str, list[str]]:
-        """Per queue, the names the last listing of the folder found and no claim tried
-        yet, the newest first (so the oldest pops)."""
-        return {}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: Per queue, the names the last listing of the folder found and no claim tried
+        #: yet, the newest first (so the oldest pops). A queue the listing found no
+        #: message of has no entry; one whose names were all tried has an empty list.
+        self._listed: dict[str, list[str]] = {}
+        #: When this channel last listed the folder (monotonic seconds).
+        self._listed_at = float("-inf")
+        super().__init__(*args, **kwargs)
 
-    def _list(self, queue: str) -> list[str]:
-        wanted = f"{queue}.msg"
+    def _list_all(self, queue: str) -> list[str]:
+        """List the folder once, for every queue: the names of ``queue`` (kept in ``_listed``)."""
         try:
             names = os.listdir(self.data_folder_in)
         except FileNotFoundError:
             self._make_folders_again()
             raise Empty() from None
-        # Filter before sorting: every idle poll of every consumer lists the folder.
-        suffix = f".{wanted}"
-        mine = [n for n in names if n.endswith(suffix) and n.partition(".")[2] == wanted and not n.startswith(".")]
-        mine.sort(reverse=True)  # names begin with the publication time: the oldest last
-        return mine
+        listed: dict[str, list[str]] = {}
+        for name in names:
+            if name.endswith(".msg") and not name.startswith("."):
+                listed.setdefault(name.partition(".")[2][:-4], []).append(name)
+        for queue_names in listed.values():
+            queue_names.sort(reverse=True)  # names begin with the publication time: the oldest last
+        self._listed, self._listed_at = listed, monotonic()
+        return listed.get(queue, [])
 
     def _get(self, queue: str, timeout: float | None = None) -> Any:
         # The folder is listed only when the names of its last listing are used up: a
@@ -327,19 +333,25 @@ class Channel(virtual.Channel):  # type: ignore[misc]
         # made a long queue ever slower to drain. A message published since waits for
         # the next listing, behind older ones, as a queue's order has it; a name that
         # another consumer claimed first is skipped, at the cost of a failed rename.
+        #
+        # One listing serves every queue the channel reads. A queue it found empty (a
+        # worker's control and cancel queues, mostly) is looked at again by the next
+        # listing, made once its own names run out or a polling interval later: each
+        # of them listed the folder, backlog and all, at every turn of a busy worker.
         if self._tables_lost:
             self._bind_anew()
         names = self._listed.get(queue)
-        fresh = not names
-        if fresh:
-            names = self._listed[queue] = self._list(queue)
+        fresh = False
+        if not names:
+            if names is None and monotonic() - self._listed_at < self._relist_after:
+                raise Empty()  # none of this queue's a moment ago
+            names, fresh = self._list_all(queue), True
         folder = self.data_folder_in
         while True:
             if not names:
                 if fresh:
                     raise Empty()
-                names, fresh = self._list(queue), True  # the names left were all claimed by others
-                self._listed[queue] = names
+                names, fresh = self._list_all(queue), True  # the names left were all claimed by others
                 continue
             name = names.pop()
             claimed = os.path.join(self.processing_folder, name)
@@ -355,6 +367,11 @@ class Channel(virtual.Channel):  # type: ignore[misc]
             payload = self._read_claimed(claimed, name)
             if payload is not None:
                 return payload
+
+    @cached_property
+    def _relist_after(self) -> float:
+        """How long a listing stands for the queues it found empty: the polling interval."""
+        return float(getattr(self.connection, "polling_interval", None) or 0)
 
     def _read_claimed(self, claimed: str, name: str) -> Any:
         """The envelope in the file this consumer claimed; None when it held none
