@@ -11,6 +11,9 @@ The end-to-end fault tests with real kills are in tests/integration/test_deliver
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -21,12 +24,12 @@ from kombu import Connection
 from girder_worker._app import create_app
 from girder_worker._config import read_config
 from girder_worker.delivery._delivery import Delivery, policy_for
-from girder_worker.delivery._leases import FileLeaseStore, RedisLeaseStore
+from girder_worker.delivery._leases import DATABASE_NAME, DONE_RETENTION_SECONDS, RedisLeaseStore, SqliteLeaseStore
 
 REDIS_DB = 14
 
 
-@pytest.fixture(params=["files", "redis"])
+@pytest.fixture(params=["sqlite", "redis"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -37,8 +40,8 @@ def make_app(tmp_path, **env: str):
 
 @pytest.fixture
 def stores(store_kind, tmp_path) -> Iterator[object]:
-    if store_kind == "files":
-        yield FileLeaseStore(tmp_path / "leases")
+    if store_kind == "sqlite":
+        yield SqliteLeaseStore(tmp_path / "leases")
         return
     client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
     before = set(client.keys("girder_worker:*"))
@@ -151,7 +154,7 @@ def test_a_lease_whose_holder_beats_is_not_taken(tmp_path, stores):
     assert app.AsyncResult(task_id).state == "PENDING"
 
 
-def _claims_of_one_task(store: FileLeaseStore, task_id: str, holders: list[str]) -> list[str]:
+def _claims_of_one_task(store: SqliteLeaseStore, task_id: str, holders: list[str]) -> list[str]:
     """Claim ``task_id`` for each holder at once, in threads; the holders that won."""
     import threading
 
@@ -171,9 +174,9 @@ def _claims_of_one_task(store: FileLeaseStore, task_id: str, holders: list[str])
     return won
 
 
-def test_the_threads_of_one_process_claim_a_file_lease_one_at_a_time(tmp_path):
-    # The lock file stays open in a process; flock does not exclude its threads.
-    store = FileLeaseStore(tmp_path / "leases")
+def test_the_threads_of_one_process_claim_a_lease_one_at_a_time(tmp_path):
+    # They share the process's one connection to the lease database.
+    store = SqliteLeaseStore(tmp_path / "leases")
     holders = [f"w{i}@host/{i}" for i in range(8)]
     for holder in holders:
         store.heartbeat(holder, 60)
@@ -181,13 +184,17 @@ def test_the_threads_of_one_process_claim_a_file_lease_one_at_a_time(tmp_path):
         assert len(_claims_of_one_task(store, f"task-{round_}", holders)) == 1
 
 
-def test_a_forked_process_claims_a_file_lease_against_its_parent(tmp_path):
+def _holder_of(store: SqliteLeaseStore, task_id: str) -> str:
+    return str(store._db().execute("SELECT holder FROM lease WHERE task_id = ?", (task_id,)).fetchone()[0])
+
+
+def test_a_forked_process_claims_a_lease_against_its_parent(tmp_path):
     import multiprocessing
 
-    store = FileLeaseStore(tmp_path / "leases")
+    store = SqliteLeaseStore(tmp_path / "leases")
     for holder in ("parent@host/1", "child@host/2"):
         store.heartbeat(holder, 60)
-    store.claim("warm", "parent@host/1", {"body": "[]"})  # the parent's lock file is open before the fork
+    store.claim("warm", "parent@host/1", {"body": "[]"})  # the parent's connection is open before the fork
     ids = [f"task-{i}" for i in range(300)]
     context = multiprocessing.get_context("fork")
     ready = context.Event()
@@ -204,15 +211,42 @@ def test_a_forked_process_claims_a_file_lease_against_its_parent(tmp_path):
     process.join(timeout=60)
 
     assert process.exitcode == 0
-    theirs = {task_id for task_id in ids if store._read(task_id)["holder"] == "child@host/2"}
+    theirs = {task_id for task_id in ids if _holder_of(store, task_id) == "child@host/2"}
     assert theirs.isdisjoint(mine)
     assert theirs | set(mine) == set(ids)
+    assert store.claim("after", "parent@host/1", {"body": "[]"}).deliveries == 1  # the parent's connection still works
 
 
-def test_the_search_for_lost_workers_reads_the_leases_of_running_tasks_only(tmp_path, monkeypatch):
+def test_a_worker_killed_inside_a_transaction_leaves_the_leases_as_they_were(tmp_path):
+    import multiprocessing
+
+    store = SqliteLeaseStore(tmp_path / "leases")
+    store.heartbeat("me@host/1", 60)
+    store.claim("before", "me@host/1", message_for("before"))
+    context = multiprocessing.get_context("fork")
+    inside = context.Event()
+
+    def killed_half_way() -> None:
+        with store._transaction() as db:  # a claim, cut off by SIGKILL before it commits
+            db.execute("UPDATE lease SET holder = 'killed@host/9' WHERE task_id = 'before'")
+            inside.set()
+            time.sleep(60)
+
+    process = context.Process(target=killed_half_way)
+    process.start()
+    assert inside.wait(30)
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(timeout=30)
+
+    # Its write lock went with it; the others go on, and see nothing of its change.
+    assert store.claim("before", "other@host/2", message_for("before")).duplicate_of == "running"
+    assert store.claim("after", "other@host/2", message_for("after")).deliveries == 1
+
+
+def test_the_search_for_lost_workers_reads_the_leases_of_running_tasks_only(tmp_path):
     # It runs every GIRDER_WORKER_LEASE_SECONDS / 2 in every worker; finished leases are
     # kept a day, so reading them made it cost 160 ms per 10,000 tasks of the last day.
-    store = FileLeaseStore(tmp_path / "leases")
+    store = SqliteLeaseStore(tmp_path / "leases")
     store.heartbeat("me@host/1", 60)
     finished = [f"done-{i}" for i in range(200)]
     for task_id in finished:
@@ -220,30 +254,54 @@ def test_the_search_for_lost_workers_reads_the_leases_of_running_tasks_only(tmp_
     store.release([(task_id, 0) for task_id in finished], "me@host/1")
     store.claim("running", "me@host/1", message_for("running"))
     store.claim("orphan", "gone@host/2", message_for("orphan"))
-    read: list[str] = []
-    real_read = FileLeaseStore._read
-
-    def counted(self, task_id, **kwargs):
-        read.append(task_id)
-        return real_read(self, task_id, **kwargs)
-
-    monkeypatch.setattr(FileLeaseStore, "_read", counted)
 
     assert store.orphans() == [("orphan", "gone@host/2")]
-    assert sorted(read) == ["orphan", "running"]
+    plan = " ".join(row[-1] for row in store._db().execute("EXPLAIN QUERY PLAN " + _RUNNING_QUERY))
+    assert "lease_running" in plan, plan  # the index of running leases, not a scan of the table
     # A finished task is still known: its message delivered again is a duplicate.
     assert store.claim("done-7", "other@host/3", message_for("done-7")).duplicate_of == "done"
 
 
-def test_a_release_cut_off_half_way_leaves_a_finished_task_not_a_lost_one(tmp_path):
-    # A worker killed between writing the finished lease and removing the running one.
-    store = FileLeaseStore(tmp_path / "leases")
-    store.claim("cut", "killed@host/1", message_for("cut"))
-    running = (tmp_path / "leases" / "cut.json").read_bytes()
-    store.release([("cut", 0)], "killed@host/1")
-    (tmp_path / "leases" / "cut.json").write_bytes(running)  # as if the removal never happened
+_RUNNING_QUERY = "SELECT task_id, holder FROM lease WHERE state = 'running'"
 
-    assert store.orphans() == [("cut", "killed@host/1")]  # it looks lost...
-    assert store.take("cut", "killed@host/1") is None  # ...but is not taken over
-    assert store.claim("cut", "other@host/2", message_for("cut")).duplicate_of == "done"
-    assert store.orphans() == []
+
+def test_a_finished_task_s_message_leaves_no_trace_in_the_lease_files(tmp_path):
+    store = SqliteLeaseStore(tmp_path / "leases")
+    secret = "girder-token-that-must-not-stay-on-disk"
+    message = {**message_for("t1"), "headers": {"id": "t1", "task": "gwtest.lost", "girder_client_token": secret}}
+    store.claim("t1", "me@host/1", message)
+    assert any(secret.encode() in path.read_bytes() for path in (tmp_path / "leases").iterdir())  # while it runs
+
+    store.release([("t1", 0)], "me@host/1")
+
+    assert sorted(p.name for p in (tmp_path / "leases").iterdir()) == [DATABASE_NAME, f"{DATABASE_NAME}-journal"]
+    assert not any(secret.encode() in path.read_bytes() for path in (tmp_path / "leases").iterdir())
+
+
+def test_a_lease_database_that_is_not_one_is_set_aside_and_a_new_one_started(tmp_path, caplog):
+    (tmp_path / "leases").mkdir(mode=0o700)
+    (tmp_path / "leases" / DATABASE_NAME).write_bytes(b"garbage, not SQLite" * 100)
+    store = SqliteLeaseStore(tmp_path / "leases")
+
+    assert store.claim("t1", "me@host/1", message_for("t1")).deliveries == 1
+
+    [aside] = (tmp_path / "quarantine").iterdir()
+    assert aside.read_bytes().startswith(b"garbage")
+    [line] = [r.getMessage() for r in caplog.records if r.name == "girder_worker.embedded"]
+    assert line.startswith(f"embedded broker: {tmp_path / 'leases' / DATABASE_NAME} is not a lease database ("), line
+    assert f"moved it to {aside} and started a new one" in line, line
+
+
+def test_the_housekeeping_forgets_old_finished_leases_and_heartbeats_never_a_running_lease(tmp_path):
+    store = SqliteLeaseStore(tmp_path / "leases")
+    store.heartbeat("gone@host/1", 1)
+    store.claim("finished", "gone@host/1", message_for("finished"))
+    store.release([("finished", 0)], "gone@host/1")
+    store.claim("running", "gone@host/1", message_for("running"))
+    day_later = time.time() + DONE_RETENTION_SECONDS + 60
+
+    assert store.expire(time.time()) == 0  # nothing is a day old yet
+    assert store.expire(day_later) == 2  # the finished lease and the heartbeat
+    assert store.orphans() == [("running", "gone@host/1")]
+    # The finished task is forgotten: the same message is a new task now.
+    assert store.claim("finished", "other@host/2", message_for("finished")).deliveries == 1

@@ -252,12 +252,12 @@ def reaped(tmp_path, girder: FakeGirder) -> tuple[object, str, list[tuple[object
     from girder_worker._app import create_app
     from girder_worker._config import read_config
     from girder_worker.delivery._delivery import Delivery
-    from girder_worker.delivery._leases import FileLeaseStore
+    from girder_worker.delivery._leases import SqliteLeaseStore
 
     app = create_app(
         read_config({"GIRDER_WORKER_DATA_DIR": str(tmp_path / "data"), "GIRDER_WORKER_DELIVERY": "at-most-once"})
     )
-    store = FileLeaseStore(tmp_path / "leases")
+    store = SqliteLeaseStore(tmp_path / "leases")
     delivery = Delivery(app, "survivor", store)
     announced: list[tuple[object, ...]] = []
     delivery.announce_failed = lambda *args: announced.append(args)

@@ -84,11 +84,10 @@ def test_writing_a_task_s_files_interns_no_names(tmp_path, monkeypatch):
     name of their own: the interpreter's table of interned strings grew with them and doubled
     (~2 MB) in every pool process of a busy embedded-broker worker. The embedded broker's and
     the lease store's per-task writes use plain strings."""
-    from girder_worker.delivery._leases import FileLeaseStore
+    from girder_worker.delivery._leases import SqliteLeaseStore
 
-    (tmp_path / "leases").mkdir()
-    store = FileLeaseStore(tmp_path / "leases")
-    store.claim("warm-up", "w1", {"body": "x"})  # its folders and lock file, made once
+    store = SqliteLeaseStore(tmp_path / "leases")
+    store.claim("warm-up", "w1", {"body": "x"})  # its folder and database, made once
     folder = str(tmp_path)
     interned: list[str] = []
     real = sys.intern
@@ -100,4 +99,4 @@ def test_writing_a_task_s_files_interns_no_names(tmp_path, monkeypatch):
         store.release([(f"task-{i}", 0)], "w1")
 
     assert interned == []
-    assert len(list((tmp_path / "leases" / "done").iterdir())) == 20
+    assert all(store.claim(f"task-{i}", "w2", {"body": str(i)}).duplicate_of == "done" for i in range(20))

@@ -97,3 +97,26 @@ def test_every_variable_in_variables_is_read_by_the_code():
     unread = sorted(set(VARIABLES) - set(variables_read_by_the_code()))
 
     assert not unread, f"VARIABLES lists {', '.join(unread)}, which no code reads"
+
+
+# A line of the embedded broker's data directory layout: "   leases/    which worker ...".
+LAYOUT_LINE = re.compile(r"^   ([a-z/]+/) {2,}", re.MULTILINE)
+
+
+def test_the_data_directory_is_laid_out_as_the_page_shows(tmp_path):
+    from girder_worker._config import embedded_settings
+    from girder_worker.delivery._leases import SqliteLeaseStore
+
+    text = PAGE.read_text()
+    layout = text[text.index("under the data directory") :]
+    layout = layout[: layout.index("The broker is a kombu transport")]
+    data = tmp_path / "data"
+    embedded_settings(data)  # what a worker or client makes at start
+    SqliteLeaseStore(data / "leases").claim("t1", "w@h/1", {"body": "[]"})  # a worker's first lease
+
+    shown = set(LAYOUT_LINE.findall(layout))
+    made = {f"{p.relative_to(data)}/" for p in data.rglob("*") if p.is_dir()}
+    assert shown == made - {"broker/"}, (shown, made)
+    database = re.search(r"one SQLite database, (\S+)", layout)
+    assert database is not None
+    assert (data / "leases" / database[1]).is_file()

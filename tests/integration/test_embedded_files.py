@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from girder_worker.broker._embedded import EmbeddedBrokerWriteError
+from girder_worker.delivery._leases import SqliteLeaseStore
 
 from ..conftest import broker_env, wait_for
 
@@ -183,8 +184,12 @@ def test_the_lease_of_a_done_task_keeps_no_token(tmp_path, start_worker, client_
     result = app.send_task("gwtest.add", args=[2, 3], queue=unique_queue, headers={"note": secret})
 
     assert result.get(timeout=60) == 5
-    lease = tmp_path / "data" / "leases" / "done" / f"{result.id}.json"  # a finished task's lease moves there
-    wait_for(lambda: lease.exists() and '"done"' in lease.read_text(), what="the lease to be released")
-    assert secret not in lease.read_text()
-    assert stat.S_IMODE(lease.stat().st_mode) == 0o600
-    assert not (tmp_path / "data" / "leases" / f"{result.id}.json").exists()
+    leases = SqliteLeaseStore(tmp_path / "data" / "leases")
+    wait_for(
+        lambda: leases._db().execute("SELECT state FROM lease WHERE task_id = ?", (result.id,)).fetchone() == ("done",),
+        what="the lease to be released",
+    )
+    files = list((tmp_path / "data" / "leases").iterdir())
+    assert files
+    assert not any(secret.encode() in path.read_bytes() for path in files)
+    assert {stat.S_IMODE(path.stat().st_mode) for path in files} == {0o600}

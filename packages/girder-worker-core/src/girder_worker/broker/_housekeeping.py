@@ -9,9 +9,10 @@ most once every :data:`SWEEP_INTERVAL_SECONDS`, in its lease heartbeat thread:
 
 * ``results/``: a result file older than ``result_expires`` (none when it is unset);
 * ``cancelled/``: a cancellation older than seven days;
-* ``leases/``: a lease of a finished or lost task older than one day (never a running
-  one; a finished task's is in ``leases/done/``), and the heartbeat file of a worker
-  gone for more than a day;
+* the lease database (``leases/leases.sqlite3``): the lease of a task finished or
+  lost more than a day ago (never a running one's), and the heartbeat of a worker gone
+  for more than a day; in ``leases/``, ``leases/done/`` and ``leases/alive/``, the same
+  as files, which releases before the database wrote;
 * hidden ``.part`` files (a write that a crash interrupted) older than a day, in those
   folders and in ``broker/queue/``.
 
@@ -101,9 +102,21 @@ def _lease_is_running(path: str) -> bool:
     return isinstance(lease, dict) and lease.get("state") == RUNNING
 
 
-def sweep(data_dir: Path, result_expires: float | None, now: float) -> Sweep:
-    """Remove what has expired under ``data_dir`` at time ``now`` (seconds since the epoch)."""
+#: Where :func:`sweep` counts the rows the lease database forgot (the others are folders).
+LEASE_DATABASE = "the lease database"
+
+
+def _count_in(place: str, n: int) -> str:
+    return f"{n} in {place}" if place == LEASE_DATABASE else f"{n} in {place}/"
+
+
+def sweep(data_dir: Path, result_expires: float | None, now: float, leases: Any = None) -> Sweep:
+    """Remove what has expired under ``data_dir`` at time ``now`` (seconds since the epoch);
+    ``leases`` is the data directory's lease store (its ``expire(now)``), if the caller has it."""
     done = Sweep()
+    if leases is not None:
+        for _ in range(leases.expire(now)):
+            done.count(LEASE_DATABASE)
     partial_before = now - PARTIAL_RETENTION_SECONDS
     for folder in ("results", "cancelled", "leases", "leases/done", "broker/queue"):
         for entry in _old_files(data_dir / folder, partial_before):
@@ -116,6 +129,7 @@ def sweep(data_dir: Path, result_expires: float | None, now: float) -> Sweep:
     for entry in _old_files(data_dir / "cancelled", now - CANCEL_RETENTION_SECONDS):
         if not entry.name.startswith("."):
             _remove(entry, "cancelled", done)
+    # Lease files of girder-worker releases before the lease database (leases/leases.sqlite3).
     for entry in _old_files(data_dir / "leases", now - DONE_RETENTION_SECONDS):
         if entry.name.endswith(".json") and not entry.name.startswith(".") and not _lease_is_running(entry.path):
             _remove(entry, "leases", done)
@@ -127,7 +141,7 @@ def sweep(data_dir: Path, result_expires: float | None, now: float) -> Sweep:
         _remove(entry, "leases/alive", done)
     if done.removed:
         logger.info(
-            "embedded broker: removed expired files (%s)",
-            ", ".join(f"{n} in {folder}/" for folder, n in sorted(done.removed.items())),
+            "embedded broker: removed what expired (%s)",
+            ", ".join(_count_in(folder, n) for folder, n in sorted(done.removed.items())),
         )
     return done

@@ -49,7 +49,7 @@ from ..broker._housekeeping import SWEEP_INTERVAL_SECONDS, result_expiry, sweep
 from ..cancellation import _moments
 from ..monitoring import _metrics
 from ._gate import LEASE_KEY, DuplicateRun, StartedGate
-from ._leases import DONE, REUSED, RUNNING, Claim, LeaseStore, lease_store_for
+from ._leases import DONE, REUSED, RUNNING, Claim, LeaseStore, SqliteLeaseStore, lease_store_for
 
 __all__ = ["AT_LEAST_ONCE", "AT_MOST_ONCE", "Delivery", "DeliveryStep", "Policy", "policy_for", "verdict", "watch_run"]
 
@@ -362,8 +362,9 @@ class Delivery:
         data_dir = self.config.data_dir
         if data_dir is None:
             return
+        leases = self.store if isinstance(self.store, SqliteLeaseStore) else None
         try:
-            sweep(data_dir, result_expiry(self.app.conf.result_expires), time.time())
+            sweep(data_dir, result_expiry(self.app.conf.result_expires), time.time(), leases)
         except Exception as exc:  # housekeeping never stops the heartbeat
             logger.warning("embedded broker: the sweep of expired files failed: %s", exc)
 

@@ -9,16 +9,16 @@ and while the worker lives it keeps a heartbeat key fresh. A lease whose holder'
 heartbeat has lapsed belongs to a lost worker; another worker *takes* it and
 applies the task's delivery policy. A lease is *released* when its run ends.
 
-Two stores, as for cancellations: Redis (the result backend's server) and files
-next to the embedded backend's results.
+Two stores: Redis (the result backend's server), and a SQLite database next to
+the embedded backend's results.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..broker._private_files import ensure_private_dir, open_private, write_private
+from ..broker._private_files import ensure_private_dir, open_private
 from ..broker._redis_lua import STORE_UNLESS_SUCCEEDED_FUNCTION
 from ..cancellation._store import durable_backend
 
-__all__ = ["Claim", "Lease", "LeaseStore", "lease_store_for"]
+__all__ = ["Claim", "Lease", "LeaseStore", "RedisLeaseStore", "SqliteLeaseStore", "lease_store_for"]
+
+logger = logging.getLogger("girder_worker.embedded")
 
 #: How long a finished task's lease is kept, to recognise a late duplicate of it.
 DONE_RETENTION_SECONDS = 24 * 3600
@@ -264,177 +266,222 @@ class RedisLeaseStore:
         return Lease(task_id, int(deliveries), holder, json.loads(_text(message)) if message else {})
 
 
-# -- files (the embedded backend) ----------------------------------------------
+# -- SQLite (the embedded backend) ---------------------------------------------
+
+#: The lease database's file, in the data directory's ``leases/`` folder.
+DATABASE_NAME = "leases.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lease (
+    task_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    deliveries INTEGER NOT NULL,
+    digest TEXT,
+    message TEXT,
+    changed REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS lease_running ON lease(state) WHERE state = 'running';
+CREATE TABLE IF NOT EXISTS alive (holder TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
+"""
+
+_RELEASE_DONE = (
+    "UPDATE lease SET state = ?, message = NULL, changed = ? WHERE task_id = ? AND holder = ? AND attempt = ?"
+)
+_RELEASE_KEEPING_MESSAGE = "UPDATE lease SET state = ?, changed = ? WHERE task_id = ? AND holder = ? AND attempt = ?"
+
+#: Connections a forked process inherited from its parent: never used, nor closed (closing
+#: one would act on the parent's locks and journal), only kept from the garbage collector.
+_inherited: list[Any] = []
 
 
-class FileLeaseStore:
-    """Leases as JSON files under one folder, changed under a lock file.
+class SqliteLeaseStore:
+    """Leases in one SQLite database next to the embedded backend's results.
+
+    A claim and a release are one transaction each, in every process that makes
+    them (the worker's main process, its pool processes, other workers on the same
+    data directory): SQLite's locks serialise them. Before, each lease was a JSON
+    file changed under a lock file, and a task's claim and release wrote, renamed
+    and removed four files (300 us of a task's 2 ms on ext4 here); a transaction
+    writes no new file (25-35 us).
 
     A running task's lease holds its message, Girder token included, for as long
-    as another worker may have to run it again; the file is 0600 in a 0700 folder
-    (see :mod:`girder_worker.broker._private_files`), and the message is dropped once the task is done.
-    A lease file that is not a lease (garbage, another JSON value) counts as none.
-
-    A finished task's lease moves to ``done/``, where it is kept for
-    :data:`DONE_RETENTION_SECONDS` (a message of it delivered again is recognised as a
-    duplicate), so that the search for leases of lost workers reads the leases of
-    tasks in progress only: it ran every ``GIRDER_WORKER_LEASE_SECONDS / 2`` in every
-    worker, and read every lease of the last day (160 ms per 10,000 tasks).
+    as another worker may have to run it again; the database is 0600 in the 0700
+    ``leases/`` folder (see :mod:`girder_worker.broker._private_files`), and the
+    message is dropped when the task is done. Nothing of it stays on disk then:
+    the rollback journal is cut to nothing at each commit (``journal_mode=TRUNCATE``;
+    a write-ahead log would keep old pages until it is checkpointed) and freed space is
+    zeroed (``secure_delete``). Commits are not flushed to the disk
+    (``synchronous=OFF``): a worker's crash loses nothing, as with the files it replaces,
+    which were not flushed either; a power cut may. A database file that is not
+    one (garbage, a cut-off copy) is moved into the ``quarantine`` folder with one
+    log line, and a new one is started.
     """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.alive = folder / "alive"
-        self.done = folder / "done"
-        self._folder, self._done = str(folder), str(self.done)
-        #: The lock file, open in this process: (process id, descriptor).
-        self._guard: tuple[int, int] | None = None
-        # flock excludes open files, not threads: this process's threads share one.
+        self.path = folder / DATABASE_NAME
+        #: This process's connection: (process id, connection).
+        self._conn: tuple[int, Any] | None = None
+        # One connection per process, used by its threads in turn.
         self._threads = threading.Lock()
 
-    def _lock_file(self) -> int:
-        """This process's descriptor of the lock file, opened once (again in a forked
-        process, where the parent's would lock with the parent, and after the folder
-        was removed, where other processes lock a new file)."""
-        if self._guard is not None:
-            pid, fd = self._guard
-            if pid == os.getpid() and os.fstat(fd).st_nlink:
-                return fd
-            with contextlib.suppress(OSError):
-                os.close(fd)  # in a forked process, its copy of the parent's: the parent's lock stays
-        ensure_private_dir(self.alive)
-        ensure_private_dir(self.done)
-        fd = open_private(self.folder / ".lock", os.O_WRONLY | os.O_APPEND)
-        self._guard = (os.getpid(), fd)
-        return fd
+    def _db(self) -> Any:
+        """This process's connection, made on first use (again in a forked process)."""
+        if self._conn is not None:
+            pid, conn = self._conn
+            if pid == os.getpid():
+                return conn
+            _inherited.append(conn)
+        import sqlite3
+
+        try:
+            conn = self._connect()
+        except sqlite3.DatabaseError as exc:
+            self._set_aside(exc)
+            conn = self._connect()
+        self._conn = (os.getpid(), conn)
+        return conn
+
+    def _connect(self) -> Any:
+        import sqlite3
+
+        ensure_private_dir(self.folder)
+        os.close(open_private(self.path, os.O_RDWR))  # 0600, and never through a symbolic link
+        conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=TRUNCATE")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
+
+    def _set_aside(self, exc: Exception) -> None:
+        """Move a lease database SQLite cannot read into the quarantine folder."""
+        quarantine = self.folder.parent / "quarantine"
+        aside = quarantine / f"{int(time.time())}-{os.getpid()}-{DATABASE_NAME}"
+        ensure_private_dir(quarantine)
+        os.rename(self.path, aside)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{self.path}-journal")  # a journal of another database
+        logger.warning(
+            "embedded broker: %s is not a lease database (%s); moved it to %s and started a new one; "
+            "the tasks running now are not delivered again if their worker is lost",
+            self.path,
+            exc,
+            aside,
+        )
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _transaction(self) -> Iterator[Any]:
         with self._threads:
-            fd = self._lock_file()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
             try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                yield db
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
-    def _path(self, task_id: str, *, done: bool = False) -> str:
-        """The lease file of ``task_id``: a running (or lost) task's, or with ``done`` a finished one's.
-
-        A string: pathlib would intern every task's file name (see write_private).
-        """
-        if not task_id or "/" in task_id or task_id.startswith("."):
-            raise ValueError(f"not a task id: {task_id!r}")
-        return os.path.join(self._done if done else self._folder, f"{task_id}.json")
-
-    def _read(self, task_id: str, *, done: bool = False) -> dict[str, Any] | None:
-        try:
-            with open(self._path(task_id, done=done), "rb") as file:
-                data = json.loads(file.read())
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    def _finished(self, task_id: str, lease: dict[str, Any]) -> dict[str, Any] | None:
-        """The finished lease of ``lease``'s run, when its release stopped between writing
-        it to ``done/`` and removing the running one (a worker killed there); else None."""
-        finished = self._read(task_id, done=True)
-        if finished is None or any(finished.get(k) != lease.get(k) for k in ("holder", "attempt", "deliveries")):
-            return None
-        with contextlib.suppress(OSError):
-            os.unlink(self._path(task_id))
-        return finished
-
-    def _write(self, task_id: str, lease: dict[str, Any], *, new: bool = False) -> None:
-        write_private(self._path(task_id), json.dumps(lease).encode(), new=new)
-
-    def _is_alive(self, holder: str) -> bool:
-        try:
-            return (self.alive / holder.replace("/", "_")).stat().st_mtime > time.time()
-        except FileNotFoundError:
-            return False
+    @staticmethod
+    def _is_alive(db: Any, holder: str, now: float) -> bool:
+        row = db.execute("SELECT expires FROM alive WHERE holder = ?", (holder,)).fetchone()
+        return row is not None and row[0] > now
 
     def heartbeat(self, holder: str, ttl: float) -> None:
-        ensure_private_dir(self.alive)
-        path = self.alive / holder.replace("/", "_")
-        os.close(open_private(path, os.O_WRONLY))
-        expires = time.time() + ttl  # the file's mtime is when the heartbeat runs out
-        os.utime(path, (expires, expires))
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO alive (holder, expires) VALUES (?, ?)", (holder, time.time() + ttl))
 
     def retire(self, holder: str) -> None:
-        (self.alive / holder.replace("/", "_")).unlink(missing_ok=True)
+        with self._transaction() as db:
+            db.execute("DELETE FROM alive WHERE holder = ?", (holder,))
 
     def claim(self, task_id: str, holder: str, message: dict[str, Any], attempt: int = 0) -> Claim:
-        with self._locked():
-            found = self._read(task_id)
-            lease = found
-            if found is not None and found.get("state") == RUNNING and not self._is_alive(found.get("holder", "")):
-                finished = self._finished(task_id, found)
-                if finished is not None:
-                    found, lease = None, finished
-            if lease is None:
-                lease = self._read(task_id, done=True) or {}
-            if attempt > lease.get("attempt", -1):
-                lease = {}
-            state, previous_holder = lease.get("state", ""), lease.get("holder", "")
-            digest = digest_of(message)
+        digest = digest_of(message)
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT state, holder, attempt, deliveries, digest, message IS NOT NULL FROM lease WHERE task_id = ?",
+                (task_id,),
+            ).fetchone()
+            now = time.time()
+            if row is not None and attempt > row[2]:
+                row = None  # a later attempt (Celery's retry) starts the lease afresh
+            state, previous_holder = (row[0], row[1]) if row is not None else ("", "")
             if state == DONE:
-                if lease.get("digest") in (None, digest):
+                if row[4] in (None, digest):
                     return Claim(0, DONE, previous_holder, state)
-                lease, state = {}, REUSED  # another message under a finished task's id: a new task
-            if state == RUNNING and self._is_alive(previous_holder):
+                row, state = None, REUSED  # another message under a finished task's id: a new task
+            if state == RUNNING and self._is_alive(db, previous_holder, now):
                 return Claim(0, RUNNING, previous_holder, state)
-            deliveries = lease.get("deliveries", 0) + 1
-            lease.update(deliveries=deliveries, holder=holder, state=RUNNING, attempt=attempt, digest=digest)
-            lease.setdefault("message", message)
-            self._write(task_id, lease, new=found is None)  # a garbage file is renamed over all the same
+            deliveries = (row[3] if row is not None else 0) + 1
+            if row is not None and row[5]:  # it keeps the message of its first delivery
+                db.execute(
+                    "UPDATE lease SET state = ?, holder = ?, attempt = ?, deliveries = ?, digest = ?, changed = ? "
+                    "WHERE task_id = ?",
+                    (RUNNING, holder, attempt, deliveries, digest, now, task_id),
+                )
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO lease (task_id, state, holder, attempt, deliveries, digest, message, "
+                    "changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (task_id, RUNNING, holder, attempt, deliveries, digest, json.dumps(message), now),
+                )
             return Claim(deliveries, None, previous_holder, state)
 
     def release(self, runs: Iterable[tuple[str, int]], holder: str, state: str = DONE) -> None:
-        with self._locked():
-            for task_id, attempt in runs:
-                lease = self._read(task_id)
-                if lease is None or lease.get("holder") != holder or lease.get("attempt") != attempt:
-                    continue
-                lease["state"] = state
-                if state != DONE:
-                    self._write(task_id, lease)
-                    continue
-                lease.pop("message", None)
-                # Written to done/ first: a release cut off here leaves both, and the
-                # running one is recognised as finished (``_finished``).
-                write_private(self._path(task_id, done=True), json.dumps(lease).encode(), new=True)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._path(task_id))
+        now = time.time()
+        rows = [(state, now, task_id, holder, attempt) for task_id, attempt in runs]
+        if not rows:
+            return
+        # A finished task's message (and its token) goes; a lost one's is kept to deliver it again.
+        with self._transaction() as db:
+            db.executemany(_RELEASE_DONE if state == DONE else _RELEASE_KEEPING_MESSAGE, rows)
 
     def orphans(self) -> list[tuple[str, str]]:
-        # Finished leases older than DONE_RETENTION_SECONDS are the sweep's (broker/_housekeeping.py).
-        found = []
-        for entry in os.scandir(self.folder) if self.folder.is_dir() else ():
-            if not entry.name.endswith(".json") or entry.name.startswith("."):
-                continue
-            if not entry.is_file(follow_symlinks=False):
-                continue
-            task_id = entry.name[: -len(".json")]
-            lease = self._read(task_id)
-            if lease is None:
-                continue
-            if lease.get("state") == RUNNING and not self._is_alive(lease.get("holder", "")):
-                found.append((task_id, lease.get("holder", "")))
-        return found
+        # Read without a transaction of its own: each SELECT sees one committed state.
+        with self._threads:
+            db = self._db()
+            running = db.execute("SELECT task_id, holder FROM lease WHERE state = 'running'").fetchall()
+            if not running:
+                return []
+            alive = {h for (h,) in db.execute("SELECT holder FROM alive WHERE expires > ?", (time.time(),))}
+        return [(task_id, holder) for task_id, holder in running if holder not in alive]
 
     def take(self, task_id: str, holder: str, *, holder_alive: bool = False) -> Lease | None:
-        with self._locked():
-            lease = self._read(task_id)
-            if lease is None or lease.get("state") != RUNNING or lease.get("holder") != holder:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT state, holder, deliveries, message FROM lease WHERE task_id = ?", (task_id,)
+            ).fetchone()
+            if row is None or row[0] != RUNNING or row[1] != holder:
                 return None
-            if not holder_alive and self._is_alive(holder):
+            if not holder_alive and self._is_alive(db, holder, time.time()):
                 return None
-            if self._finished(task_id, lease) is not None:
-                return None
-            lease["state"] = LOST
-            self._write(task_id, lease)
-            return Lease(task_id, int(lease["deliveries"]), holder, lease.get("message") or {})
+            db.execute("UPDATE lease SET state = ?, changed = ? WHERE task_id = ?", (LOST, time.time(), task_id))
+        return Lease(task_id, int(row[2]), holder, _message(row[3]))
+
+    def expire(self, now: float) -> int:
+        """Forget the leases of tasks finished or lost more than :data:`DONE_RETENTION_SECONDS`
+        before ``now``, and the heartbeats of workers gone as long; how many (the housekeeping's)."""
+        before = now - DONE_RETENTION_SECONDS
+        with self._transaction() as db:
+            count = int(db.execute("DELETE FROM lease WHERE state != ? AND changed < ?", (RUNNING, before)).rowcount)
+            count += int(db.execute("DELETE FROM alive WHERE expires < ?", (before,)).rowcount)
+        return count
+
+
+def _message(stored: Any) -> dict[str, Any]:
+    """A lease's stored message; {} for none, or for what is no JSON object."""
+    try:
+        found = json.loads(stored) if isinstance(stored, str) else None
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def lease_store_for(app: Any) -> LeaseStore | None:
@@ -443,4 +490,4 @@ def lease_store_for(app: Any) -> LeaseStore | None:
     if found is None:
         return None
     kind, where = found
-    return RedisLeaseStore(where) if kind == "redis" else FileLeaseStore(where / "leases")
+    return RedisLeaseStore(where) if kind == "redis" else SqliteLeaseStore(where / "leases")
