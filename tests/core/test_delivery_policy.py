@@ -305,3 +305,22 @@ def test_the_housekeeping_forgets_old_finished_leases_and_heartbeats_never_a_run
     assert store.orphans() == [("running", "gone@host/1")]
     # The finished task is forgotten: the same message is a new task now.
     assert store.claim("finished", "other@host/2", message_for("finished")).deliveries == 1
+
+
+def test_a_lease_store_that_fails_at_start_is_said_once_and_the_worker_goes_on(tmp_path, caplog):
+    (tmp_path / "leases" / DATABASE_NAME).mkdir(parents=True)  # what no database can be opened at
+    delivery = Delivery(make_app(tmp_path), "w@host", SqliteLeaseStore(tmp_path / "leases"))
+
+    delivery.start()  # it raised, and the worker did not start
+    try:
+        time.sleep(0.5)  # the heartbeat thread tries again, and fails again
+        assert delivery.thread is not None
+        assert delivery.thread.is_alive()
+    finally:
+        delivery.stop()
+
+    lines = [r.getMessage() for r in caplog.records if "lease store" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("cannot reach the lease store ("), lines
+    assert DATABASE_NAME in lines[0], lines
+    assert lines[0].endswith("; retrying; tasks of workers lost meanwhile wait until it answers"), lines

@@ -313,7 +313,10 @@ class Delivery:
 
     # -- the heartbeat thread ------------------------------------------------------
     def start(self) -> None:
-        self.store.heartbeat(self.holder, self.ttl)
+        try:
+            self.store.heartbeat(self.holder, self.ttl)
+        except Exception as exc:  # the worker starts all the same; the thread keeps trying
+            self._unreachable(exc)
         self.thread = threading.Thread(target=self._run, name="girder-worker-leases", daemon=True)
         self.thread.start()
 
@@ -321,7 +324,10 @@ class Delivery:
         self.stopping.set()
         if self.thread is not None:
             self.thread.join(timeout=5)
-        self._flush()
+        try:
+            self._flush()
+        except Exception as exc:
+            logger.warning("could not release the leases of this worker's last tasks: %s", exc)
         try:
             self.store.retire(self.holder)
         except Exception as exc:
@@ -348,13 +354,16 @@ class Delivery:
                     logger.info("the lease store answers again")
                     self._failing = False
             except Exception as exc:
-                if not self._failing:
-                    logger.error(
-                        "cannot reach the lease store (%s); retrying; tasks of workers lost meanwhile "
-                        "wait until it answers",
-                        exc,
-                    )
-                self._failing = True
+                self._unreachable(exc)
+
+    def _unreachable(self, exc: Exception) -> None:
+        """The lease store failed: say so once, until it answers again."""
+        if not self._failing:
+            logger.error(
+                "cannot reach the lease store (%s); retrying; tasks of workers lost meanwhile wait until it answers",
+                exc,
+            )
+        self._failing = True
 
     def sweep_expired(self) -> None:
         """Remove the embedded backend's expired results, cancellations and leases
