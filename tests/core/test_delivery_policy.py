@@ -324,3 +324,45 @@ def test_a_lease_store_that_fails_at_start_is_said_once_and_the_worker_goes_on(t
     assert lines[0].startswith("cannot reach the lease store ("), lines
     assert DATABASE_NAME in lines[0], lines
     assert lines[0].endswith("; retrying; tasks of workers lost meanwhile wait until it answers"), lines
+
+
+def test_a_process_forked_while_a_thread_writes_leases_claims_at_once(tmp_path):
+    # A pool process is started again at any moment, maybe while the main process's
+    # heartbeat thread is inside a transaction.
+    import multiprocessing
+    import threading
+
+    store = SqliteLeaseStore(tmp_path / "leases")
+    store.heartbeat("parent@host/1", 60)
+    inside, leave = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with store._transaction() as db:
+            db.execute("UPDATE alive SET expires = expires + 1")
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert inside.wait(10)
+    threading.Timer(0.3, leave.set).start()  # the transaction ends while the fork waits for it
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def child() -> None:  # as a pool process does: a store of its own, on the same database
+        try:
+            results.put(
+                SqliteLeaseStore(tmp_path / "leases").claim("task-1", "child@host/2", {"body": "[]"}).deliveries
+            )
+        except Exception as exc:  # before: "database is locked", after 30 s of waiting for no one
+            results.put(repr(exc))
+
+    process = context.Process(target=child, daemon=True)
+    process.start()
+    try:
+        claimed = results.get(timeout=90)
+    finally:
+        process.kill()
+        thread.join(timeout=10)
+
+    assert claimed == 1

@@ -326,6 +326,16 @@ class SqliteLeaseStore:
         self._conn: tuple[int, Any] | None = None
         # One connection per process, used by its threads in turn.
         self._threads = threading.Lock()
+        # No fork while a thread is inside a transaction. SQLite records the locks a process's
+        # connections hold on a file in the process's memory; a child forked then (a pool
+        # process started again) inherited the record, took the parent's lock for one of its
+        # own, and every claim of its new connection waited 30 s for it and failed
+        # ("database is locked").
+        os.register_at_fork(
+            before=self._threads.acquire,
+            after_in_parent=self._threads.release,
+            after_in_child=self._threads.release,
+        )
 
     def _db(self) -> Any:
         """This process's connection, made on first use (again in a forked process)."""
