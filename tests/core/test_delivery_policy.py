@@ -16,6 +16,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -217,6 +218,18 @@ def test_a_forked_process_claims_a_lease_against_its_parent(tmp_path):
     assert store.claim("after", "parent@host/1", {"body": "[]"}).deliveries == 1  # the parent's connection still works
 
 
+def _write_then_wait(store: SqliteLeaseStore, sql: str, inside: Any, seconds: float, leave: Any = None) -> None:
+    """Inside a lease transaction: run ``sql``, set ``inside``, then wait ``seconds`` (or until
+    ``leave`` is set) before it commits."""
+    with store._transaction() as db:
+        db.execute(sql)
+        inside.set()
+        if leave is None:
+            time.sleep(seconds)
+        else:
+            leave.wait(seconds)
+
+
 def test_a_worker_killed_inside_a_transaction_leaves_the_leases_as_they_were(tmp_path):
     import multiprocessing
 
@@ -226,13 +239,9 @@ def test_a_worker_killed_inside_a_transaction_leaves_the_leases_as_they_were(tmp
     context = multiprocessing.get_context("fork")
     inside = context.Event()
 
-    def killed_half_way() -> None:
-        with store._transaction() as db:  # a claim, cut off by SIGKILL before it commits
-            db.execute("UPDATE lease SET holder = 'killed@host/9' WHERE task_id = 'before'")
-            inside.set()
-            time.sleep(60)
-
-    process = context.Process(target=killed_half_way)
+    # A claim, cut off by SIGKILL before it commits.
+    killed_half_way = (store, "UPDATE lease SET holder = 'killed@host/9' WHERE task_id = 'before'", inside, 60)
+    process = context.Process(target=_write_then_wait, args=killed_half_way)
     process.start()
     assert inside.wait(30)
     os.kill(process.pid, signal.SIGKILL)
@@ -336,13 +345,8 @@ def test_a_process_forked_while_a_thread_writes_leases_claims_at_once(tmp_path):
     store.heartbeat("parent@host/1", 60)
     inside, leave = threading.Event(), threading.Event()
 
-    def writer() -> None:
-        with store._transaction() as db:
-            db.execute("UPDATE alive SET expires = expires + 1")
-            inside.set()
-            leave.wait(10)
-
-    thread = threading.Thread(target=writer)
+    writes = (store, "UPDATE alive SET expires = expires + 1", inside, 10, leave)
+    thread = threading.Thread(target=_write_then_wait, args=writes)
     thread.start()
     assert inside.wait(10)
     threading.Timer(0.3, leave.set).start()  # the transaction ends while the fork waits for it
