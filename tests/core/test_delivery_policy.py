@@ -370,3 +370,20 @@ def test_a_process_forked_while_a_thread_writes_leases_claims_at_once(tmp_path):
         thread.join(timeout=10)
 
     assert claimed == 1
+
+
+def test_a_lease_database_removed_under_a_worker_is_made_again_where_the_others_find_it(tmp_path):
+    # The embedded broker makes its data directory again when it is removed under a running
+    # worker; a connection kept on the removed file wrote leases no other process could see.
+    import shutil
+
+    store = SqliteLeaseStore(tmp_path / "leases")
+    store.heartbeat("me@host/1", 60)
+    store.claim("before", "me@host/1", message_for("before"))
+    shutil.rmtree(tmp_path / "leases")
+
+    store.heartbeat("me@host/1", 60)
+    assert store.claim("after", "me@host/1", message_for("after")).deliveries == 1
+
+    other = SqliteLeaseStore(tmp_path / "leases")  # another process's view of the data directory
+    assert other.claim("after", "other@host/2", message_for("after")).duplicate_of == "running"
