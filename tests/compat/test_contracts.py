@@ -77,7 +77,7 @@ def request_of():
 def test_request_message(request_of):
     request, message = request_of()
     assert getattr(request, "_message", None) is message, broken(
-        "Request._message", "_celery_internals.request_message", "_celery_internals.acknowledge_when_started"
+        "Request._message", "_celery_internals.request_message"
     )
 
 
@@ -127,7 +127,7 @@ def test_request_already_revoked(request_of):
 
 def test_request_on_ack_is_assignable(request_of):
     request, message = request_of()
-    users = ("_celery_internals.acknowledge_when_started", "_celery_internals.swap_acknowledgement")
+    users = ("_celery_internals.swap_acknowledgement",)
     assert callable(getattr(request, "_on_ack", None)), broken("Request._on_ack", *users)
     request._on_ack = message.ack_log_error
     assert request._on_ack == message.ack_log_error, broken("assigning Request._on_ack", *users)
@@ -201,7 +201,7 @@ def test_pool_step_sets_quick_release_and_reads_the_time_limits():
 def test_consumer_maximum_prefetch_restored():
     from celery.worker.consumer.consumer import Consumer
 
-    user = "_celery_internals.acknowledge_when_started"
+    user = "_celery_internals.chains_acknowledgement"
     assert "self._maximum_prefetch_restored" in source_of(Consumer), broken("Consumer._maximum_prefetch_restored", user)
     assert isinstance(getattr(Consumer, "restart_count", None), int), broken("Consumer.restart_count", user)
 

@@ -19,6 +19,7 @@ from girder_worker_utils import TaskLost
 
 from ..conftest import wait_for
 from .girder_jobs import ERROR, SUCCESS, girder_queue_fixture, log_of, on_queue, schedule  # noqa: F401
+from .unacked import rabbitmq_unacknowledged, redis_unacknowledged
 
 AT_LEAST_ONCE, AT_MOST_ONCE = "at-least-once", "at-most-once"
 
@@ -140,8 +141,11 @@ def test_a_whole_worker_killed_mid_task_is_seen_by_the_next_worker(
     app = queue_app(env)
     log = tmp_path / "runs.txt"
 
-    result = app.send_task(task, args=[str(log), 1.0], queue=unique_queue)
+    result = app.send_task(task, args=[str(log), 3.0], queue=unique_queue)
     wait_for(lambda: starts(log, result.id), what="the first run")
+    # A solo worker holds a run's acknowledgement for its first second (girder_worker.broker.
+    # _solo_acks); killed meanwhile, it leaves the message to the broker: see the next test.
+    acknowledged(broker, unique_queue, result.id)
     first.stop(sig=signal.SIGKILL)  # the whole worker, as the kernel's out-of-memory killer would
     died = time.monotonic()
     second = start_worker(env, "-P", "solo", "-Q", unique_queue, "-n", f"second-{unique_queue}@%h")
@@ -155,6 +159,47 @@ def test_a_whole_worker_killed_mid_task_is_seen_by_the_next_worker(
         second.wait_for_log(r"was lost \(its worker \S+ stopped answering\): worker lost once")
     else:
         second.wait_for_log(r"was lost \(its worker \S+ stopped answering\); delivered again")
+
+
+@pytest.mark.parametrize(("policy", "state", "runs"), [(AT_LEAST_ONCE, "SUCCESS", 2), (AT_MOST_ONCE, "FAILURE", 1)])
+def test_a_solo_worker_killed_before_it_acknowledged_leaves_the_message_to_the_next_worker(
+    policy, state, runs, delivery_env, start_worker, queue_app, unique_queue, tmp_path
+):
+    # A solo worker writes a run's acknowledgement when the run ends, or one second in
+    # (girder_worker.broker._solo_acks). Killed before, it leaves the message unacknowledged, and
+    # RabbitMQ delivers it again to the next worker at once; the lease sees the earlier run lost.
+    env = delivery_env("rabbitmq", policy)
+    first = start_worker(env, "-P", "solo", "-Q", unique_queue, "-n", f"first-{unique_queue}@%h")
+    app = queue_app(env)
+    log = tmp_path / "runs.txt"
+
+    result = app.send_task("gwtest.delivery.record", args=[str(log), 3.0], queue=unique_queue)
+    wait_for(lambda: starts(log, result.id), timeout=30, what="the first run")
+    first.stop(sig=signal.SIGKILL)
+    second = start_worker(env, "-P", "solo", "-Q", unique_queue, "-n", f"second-{unique_queue}@%h")
+
+    assert wait_final(result, timeout=90) == state
+    assert len(starts(log, result.id)) == runs
+    # Either RabbitMQ's delivery reached it after the first worker's heartbeat lapsed (the lease
+    # counts the delivery) or before (a duplicate, dropped; the lease is then taken over).
+    lost = (
+        r"was delivered again after its worker first-\S+ was lost: delivery 2 of 2"
+        r"|was lost \(its worker first-\S+ stopped answering\); delivered again"
+        if policy == AT_LEAST_ONCE
+        else r"was lost with its worker before: worker lost once"
+        r"|was lost \(its worker first-\S+ stopped answering\): worker lost once"
+    )
+    second.wait_for_log(lost)
+    assert rabbitmq_unacknowledged(unique_queue) == 0
+
+
+def acknowledged(broker: str, queue: str, task_id: str) -> None:
+    """Wait until the broker counts ``task_id``'s message acknowledged (nothing to wait for on
+    the embedded broker, whose messages are taken by the worker that reads them)."""
+    if broker == "rabbitmq":
+        wait_for(lambda: rabbitmq_unacknowledged(queue) == 0, timeout=15, what="the acknowledgement")
+    elif broker == "redis":
+        wait_for(lambda: redis_unacknowledged(task_id) == 0, timeout=15, what="the acknowledgement")
 
 
 # gwtest.delivery.record's run claims its lease itself, in its process; record_plain, on
@@ -277,6 +322,7 @@ def test_the_girder_job_of_a_task_whose_whole_worker_died_ends_error(
 
     job = schedule(girder, girder_queue, "gwtest.delivery.record_once", [str(log), 30.0])
     wait_for(lambda: starts(log, ""), what="the run")  # any id: the only run
+    acknowledged("rabbitmq", girder_queue, "")  # after its first second: the lease's loss, not a redelivery
     first.stop(sig=signal.SIGKILL)
     start_worker(env, *on_queue(girder_queue, "solo"), "-n", f"second-{girder_queue}@%h")
 

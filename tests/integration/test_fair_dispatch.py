@@ -13,6 +13,7 @@ import time
 import pytest
 
 from ..conftest import wait_for
+from .unacked import rabbitmq_unacknowledged
 
 TIMED = "gwtest.dispatch.timed"
 SHORTS = 4
@@ -152,19 +153,6 @@ def _queue_counts(app, queue):
         return declared.message_count, declared.consumer_count
 
 
-def _unacknowledged(queue):
-    """RabbitMQ's count of ``queue``'s delivered, unacknowledged messages (rabbitmqctl, as root)."""
-    listed = subprocess.run(
-        ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name", "messages_unacknowledged"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    counts = {name: int(count) for name, count in (line.split() for line in listed.splitlines() if line.strip())}
-    return counts[queue]
-
-
 def test_a_full_worker_on_rabbitmq_holds_one_acknowledgement_then_cancels_its_consumer(
     env_for, start_worker, queue_app, unique_queue, tmp_path
 ):
@@ -185,28 +173,47 @@ def test_a_full_worker_on_rabbitmq_holds_one_acknowledgement_then_cancels_its_co
     assert received(worker, [short]) == []
     # The acknowledgement follows the cancel: the broker counts the long task's message as
     # acknowledged, and it does not come back when the worker dies.
-    wait_for(lambda: _unacknowledged(unique_queue) == 0, timeout=15, what="the held acknowledgement")
+    wait_for(lambda: rabbitmq_unacknowledged(unique_queue) == 0, timeout=15, what="the held acknowledgement")
     worker.stop(sig=signal.SIGKILL)
 
     assert _queue_counts(app, unique_queue) == (1, 0), "the long task's message came back: it was not acknowledged"
 
 
-def test_a_solo_worker_on_rabbitmq_pauses_at_each_task_and_consumes_again_after(
+def _consumer_tags(queue):
+    """The tags of ``queue``'s consumers on RabbitMQ (rabbitmqctl, as root): kombu numbers each
+    ``basic.consume`` of a worker anew, so a cancel and a consume again show as a new tag."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_consumers", "-q", "--no-table-headers", "queue_name", "consumer_tag"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return sorted(tag for name, tag in (line.split() for line in listed.splitlines() if line.strip()) if name == queue)
+
+
+def test_a_solo_worker_on_rabbitmq_keeps_its_consumer_through_short_tasks_and_pauses_for_a_long_one(
     env_for, start_worker, queue_app, unique_queue, tmp_path
 ):
-    """A solo worker runs its task inside the event loop, so it cancels its consumer at each
-    task (without waiting for RabbitMQ's reply) and consumes again when the task ends: a
-    burst runs through, and a message sent while a long task runs stays for another worker."""
+    """A solo worker runs its task inside the event loop. It acknowledges a short task's message
+    when the task ends (fair dispatch's prefetch count of 1 keeps the next one back meanwhile), so
+    a burst runs through one consumer. A task still running after a second has its consumer
+    cancelled, then its message acknowledged, by the worker's timer thread: a message sent
+    meanwhile stays for another worker."""
     env = env_for("rabbitmq")
     (solo,) = start_workers(start_worker, env, unique_queue, {"w0": 1}, pool="solo")
     app = queue_app(env)
+    before = _consumer_tags(unique_queue)
 
     burst = [app.send_task(TIMED, args=[0], queue=unique_queue) for _ in range(20)]
     assert {r.get(timeout=60)["hostname"].split("@")[0] for r in burst} == {"w0"}
+    assert len(before) == 1
+    assert _consumer_tags(unique_queue) == before, "the consumer was cancelled and made again during the burst"
 
     long = start_long(app, unique_queue, tmp_path / "long", seconds=120)
     short = app.send_task(TIMED, args=[0.2], queue=unique_queue)
     wait_for(lambda: _queue_counts(app, unique_queue) == (1, 0), timeout=15, what="the short task to wait in the queue")
+    wait_for(lambda: rabbitmq_unacknowledged(unique_queue) == 0, timeout=15, what="the long task's acknowledgement")
     start_workers(start_worker, env, unique_queue, {"w1": 1})
 
     assert short.get(timeout=30)["hostname"].startswith("w1@")

@@ -42,8 +42,8 @@ from celery.worker import state as _worker_state
 from kombu.utils.encoding import bytes_to_str
 
 __all__ = [
-    "acknowledge_when_started",
     "active_requests",
+    "chains_acknowledgement",
     "current_app_if_set",
     "current_task",
     "encoded_result_meta",
@@ -126,26 +126,19 @@ def terminated_on_purpose(request: Any) -> bool:
     return bool(request._already_revoked or request._already_cancelled)
 
 
-def acknowledge_when_started(request: Any, consumer: Any) -> None:
-    """Make ``request`` acknowledge its message when it starts, not when it ends.
+def chains_acknowledgement(consumer: Any) -> bool:
+    """Whether Celery chains work of its own onto the next acknowledgements of ``consumer``'s requests.
 
-    Celery hands a message's acknowledgement to the event loop (``call_soon``),
-    which runs it at the loop's next turn. A solo worker runs the task inside the
-    current turn, so the message stayed unacknowledged for the whole run: RabbitMQ's
-    ``consumer_timeout`` cut long tasks off, and Redis's ``visibility_timeout``
-    delivered them again. The loop is this thread, so the acknowledgement can be
-    written at once. (Right after a reconnection Celery chains its prefetch-count
-    restoration to the deferred acknowledgement; that case keeps Celery's way.)
+    Right after a reconnection Celery restores its prefetch count step by step, each
+    step chained to a request's deferred acknowledgement; a request acknowledged any
+    other way would skip it. A worker that holds acknowledgements back
+    (:mod:`girder_worker.broker._solo_acks`) leaves those requests to Celery.
 
-    Relies on ``Request._on_ack`` (what ``Request.acknowledge`` calls, assignable per
-    instance), ``Request._message`` (its ``ack_log_error``), ``Consumer.restart_count``
-    and ``Consumer._maximum_prefetch_restored`` (Celery 5.4-5.7).
-    Contract tests: ``test_request_on_ack_is_assignable``, ``test_request_message``,
-    ``test_consumer_maximum_prefetch_restored``.
+    Relies on ``Consumer.restart_count`` and ``Consumer._maximum_prefetch_restored``
+    (Celery 5.4-5.7).
+    Contract test: ``test_consumer_maximum_prefetch_restored``.
     """
-    if consumer is None or (consumer.restart_count > 0 and not consumer._maximum_prefetch_restored):
-        return
-    request._on_ack = request._message.ack_log_error
+    return consumer is None or (consumer.restart_count > 0 and not consumer._maximum_prefetch_restored)
 
 
 def swap_acknowledgement(request: Any, on_ack: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:

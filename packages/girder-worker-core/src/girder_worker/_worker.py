@@ -7,7 +7,8 @@ from typing import Any
 
 from celery.apps.worker import Worker as CeleryWorker
 
-from ._celery_internals import acknowledge_when_started, process_task
+from ._celery_internals import process_task
+from .broker._solo_acks import SoloAcks
 from .delivery._delivery import Delivery, watch_run
 from .monitoring._task_events import follow
 
@@ -19,6 +20,9 @@ class Worker(CeleryWorker):  # type: ignore[misc]
     what each plugin loaded, and each task goes to the pool under its delivery policy."""
 
     delivery: Delivery | None = None
+    #: The timer thread's scheduler of girder-worker's per-run deadlines (set by its time-limit step).
+    run_timer: Any = None
+    _solo_acks: SoloAcks | None = None
     _runs_in_loop: bool | None = None
 
     def start(self) -> Any:
@@ -34,19 +38,31 @@ class Worker(CeleryWorker):  # type: ignore[misc]
         return super().start()
 
     def _process_task(self, req: Any) -> None:  # Celery's private per-task hook: see process_task
-        process_task(self, req, super()._process_task)
+        try:
+            process_task(self, req, super()._process_task)
+        finally:
+            if self._solo_acks is not None:  # a solo run has ended here
+                self._solo_acks.end()
+
+    @property
+    def solo_acks(self) -> SoloAcks | None:
+        """What holds a solo run's acknowledgement (None in other pools), once the pool is made."""
+        if self._runs_in_loop is None:
+            from celery.concurrency.solo import TaskPool as SoloPool
+
+            self._runs_in_loop = getattr(self, "hub", None) is not None and isinstance(self.pool, SoloPool)
+            if self._runs_in_loop and self.run_timer is not None:
+                self._solo_acks = SoloAcks(self.run_timer, self.consumer)
+        return self._solo_acks
 
     def prepare_run(self, req: Any) -> bool:
         """Set ``req``'s run up before it goes to the pool; False if it must not run (handled here)."""
         follow(req, self.hostname)
         if self.delivery is not None and not watch_run(self.delivery, req):
             return False
-        if self._runs_in_loop is None:
-            from celery.concurrency.solo import TaskPool as SoloPool
-
-            self._runs_in_loop = getattr(self, "hub", None) is not None and isinstance(self.pool, SoloPool)
-        if self._runs_in_loop:
-            acknowledge_when_started(req, self.consumer)
+        acks = self.solo_acks
+        if acks is not None:
+            acks.begin(req)
         return True
 
     def startup_info(self, artlines: bool = True) -> str:

@@ -20,10 +20,13 @@ unset or ``off``):
   (``basic.cancel``) and then acknowledges, so no message stays unacknowledged
   for long (RabbitMQ's ``consumer_timeout`` closes the channel of a consumer that
   keeps one for 30 minutes); when a slot frees, the event loop consumes again.
-  The solo pool runs a task inside the event loop, where nothing could write a
-  held acknowledgement in time: there the consumer is cancelled at once. The
+  The solo pool runs a task inside the event loop, so its worker's timer thread
+  ends a hold that lasts (:mod:`._solo_acks`): after its
+  :data:`~._solo_acks.HOLD_SECONDS` it cancels the task consumer, then
+  acknowledges; a short run's acknowledgement is written when it ends, and the
+  consumer stays (it was cancelled and consumed again around every run). The
   cancel, and the consume when a slot frees, are sent without waiting for
-  RabbitMQ's replies (they waited: two round trips per task of a solo worker).
+  RabbitMQ's replies.
 
 ETA/countdown tasks are not counted: Celery holds them aside
 (``scheduled_requests``) until they are due, and raises the prefetch count for each.
@@ -31,6 +34,7 @@ ETA/countdown tasks are not counted: Celery holds them aside
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from typing import Any
@@ -171,8 +175,12 @@ class _AmqpPause:
         self.c = c
         self.paused = False
         self.waker = _Waker(c)
-        # The solo pool runs a task inside the event loop, which could not end a hold meanwhile.
-        self.can_hold = not _instance_of(c.pool, "celery.concurrency.solo")
+        # The solo pool runs a task inside the event loop, which could not end a hold meanwhile:
+        # the worker's solo acknowledgements hold it instead, and pause from the timer thread.
+        self.solo = _instance_of(c.pool, "celery.concurrency.solo")
+        self.solo_acks = getattr(c.controller, "solo_acks", None) if self.solo else None
+        if self.solo_acks is not None:
+            self.solo_acks.before_early_ack.append(self.pause_if_running)
         self.hold: _Hold | None = None
         # Requests of acks_late tasks, whose messages stay unacknowledged while they run.
         self.running_late: list[Any] = []
@@ -188,7 +196,9 @@ class _AmqpPause:
         # message is acknowledged (the acknowledgement goes through the event loop).
         late = request.task.acks_late
         if not self.paused and self.hold is None and not has_free_slot(self.c):
-            if self.can_hold and not late:
+            if self.solo_acks is not None and self.solo_acks.holds(request):
+                pass  # its acknowledgement waits for the run's end, or pause_if_running
+            elif not self.solo and not late:
                 self.hold = _Hold(request, self.c.hub.call_later(HOLD_SECONDS, self.held_too_long))
                 self.waker.arm()
             else:
@@ -204,6 +214,12 @@ class _AmqpPause:
         with _without_replies(self.c.task_consumer.channel):
             self.c.task_consumer.cancel()
         self.waker.arm()
+
+    def pause_if_running(self) -> None:
+        """The timer thread, a solo run going on past its hold: cancel the task consumer
+        before the run's acknowledgement is written (the event loop's thread is in the run)."""
+        if not self.paused:
+            self.pause()
 
     def held_too_long(self) -> None:
         """Still full after HOLD_SECONDS: cancel the consumer, then acknowledge."""
@@ -240,6 +256,9 @@ class _AmqpPause:
         self.end_hold(write=hold is not None and bool(getattr(hold.request.message.channel, "is_open", False)))
         self.c.on_task_message.discard(self.on_reserved)
         self.c.hub.on_tick.discard(self.maybe_resume)
+        if self.solo_acks is not None:
+            with contextlib.suppress(ValueError):
+                self.solo_acks.before_early_ack.remove(self.pause_if_running)
 
 
 class FairDispatch(bootsteps.StartStopStep):  # type: ignore[misc]

@@ -175,7 +175,7 @@ class _Timer:
             try:
                 function(*args)
             except Exception:
-                logger.exception("time limit handler %r failed", function)
+                logger.exception("the worker's timer call %r failed", function)
 
 
 class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -194,6 +194,9 @@ class TimeLimitStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.default_hard, self.default_soft = take_worker_time_limits(worker)
         self.prefork = False
         self.timer = _Timer()
+        # The worker's one timer thread: a solo worker's held acknowledgements use it too
+        # (girder_worker.broker._solo_acks).
+        worker.run_timer = self.timer
 
     def create(self, worker: Any) -> None:
         self.prefork = REGISTRY.table is not None

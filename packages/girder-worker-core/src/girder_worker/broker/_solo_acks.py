@@ -1,0 +1,130 @@
+"""A solo worker's acknowledgements: written when a run ends, or once it has run a while.
+
+The solo pool runs a task inside the event loop's turn. Celery hands a message's
+acknowledgement to the loop (``call_soon``), so a solo worker's message stayed
+unacknowledged for the whole run: long enough for RabbitMQ's ``consumer_timeout``
+(30 minutes) to close the channel, or for Redis's ``visibility_timeout`` (an hour)
+to deliver the task again. Writing it when the run starts fixed that, at a price
+paid by every task: on Redis a round trip before the task's body began; on
+RabbitMQ, with fair dispatch, a ``basic.cancel`` of the task consumer before each
+run and a ``basic.consume`` after it, which the next message waited for.
+
+Here a run's acknowledgement is held while the run is short, and written:
+
+* when the run ends, by the event loop's thread, before anything else of the loop
+  touches the connection (on RabbitMQ, with fair dispatch's prefetch count of 1,
+  that is what lets the next message come; no consumer is cancelled);
+* or, if the run is still going after :data:`HOLD_SECONDS`, by the worker's timer
+  thread: first what must come before it (fair dispatch on RabbitMQ cancels the
+  task consumer, so that the broker sends nothing more to a busy worker), then the
+  acknowledgement itself.
+
+The timer thread writes on the consumer's connection while the loop's thread is
+inside the run, where nothing of the loop writes on it. One lock makes that
+exclusive: the timer thread writes only under it and only while the run has not
+ended, and the loop's thread marks the run ended under it before it goes on
+(:meth:`SoloAcks.end`), so it waits for a write in progress to finish.
+
+A worker lost within the first :data:`HOLD_SECONDS` of a run leaves its message
+unacknowledged, and the broker delivers it again: the run's lease makes that
+delivery a duplicate, dropped (docs/delivery.rst), as for a prefork worker's held
+acknowledgement (:mod:`._dispatch`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .._celery_internals import chains_acknowledgement, swap_acknowledgement
+
+__all__ = ["HOLD_SECONDS", "SoloAcks"]
+
+logger = logging.getLogger("girder_worker.worker")
+
+#: How long a solo run's acknowledgement is held back before the timer thread writes it.
+HOLD_SECONDS = 1.0
+
+
+class _Run:
+    """One run whose acknowledgement is held: what Celery asked for, and how far it got."""
+
+    __slots__ = ("acked", "acknowledge", "ended", "entry", "request", "wanted")
+
+    def __init__(self, request: Any) -> None:
+        self.request = request
+        self.wanted: tuple[Any, Any] | None = None
+        self.ended = False
+        self.acked = False
+        self.entry: Any = None
+        #: Celery's own acknowledgement of the request, given back when the run ends.
+        self.acknowledge = swap_acknowledgement(request, self._want)
+
+    def _want(self, logger: Any, errors: Any) -> None:
+        self.wanted = (logger, errors)
+
+
+class SoloAcks:
+    """Hold each solo run's acknowledgement until the run ends or :data:`HOLD_SECONDS` pass.
+
+    ``timer`` has ``at(when, function, *args)`` and ``cancel(entry)`` (the worker's
+    time-limit timer); ``consumer`` is the worker's Celery consumer.
+    :attr:`before_early_ack` holds functions the timer thread calls, under the lock,
+    before it writes an acknowledgement of a run in progress.
+    """
+
+    def __init__(self, timer: Any, consumer: Any, hold_seconds: float = HOLD_SECONDS) -> None:
+        self.timer = timer
+        self.consumer = consumer
+        self.hold_seconds = hold_seconds
+        self.lock = threading.Lock()
+        self.before_early_ack: list[Callable[[], None]] = []
+        self._run: _Run | None = None
+
+    def holds(self, request: Any) -> bool:
+        """Whether :meth:`begin` holds ``request``'s acknowledgement.
+
+        Not an ``acks_late`` task's, written when it ends by definition, nor one that
+        Celery chains its prefetch restoration to after a reconnection: Celery's way.
+        """
+        return not request.task.acks_late and not chains_acknowledgement(self.consumer)
+
+    def begin(self, request: Any) -> None:
+        """The loop's thread, as ``request`` goes to the pool: hold its acknowledgement."""
+        if not self.holds(request):
+            return
+        run = _Run(request)
+        run.entry = self.timer.at(time.monotonic() + self.hold_seconds, self._ran_long, run)
+        self._run = run
+
+    def end(self) -> None:
+        """The loop's thread, right after the run: write its acknowledgement unless the timer did."""
+        run, self._run = self._run, None
+        if run is None:
+            return
+        with self.lock:
+            run.ended = True
+        self.timer.cancel(run.entry)
+        swap_acknowledgement(run.request, run.acknowledge)
+        if run.wanted is not None and not run.acked:
+            run.request.message.ack_log_error(*run.wanted)
+
+    def _ran_long(self, run: _Run) -> None:
+        """The timer thread: the run is still going; acknowledge its message now."""
+        with self.lock:
+            if run.ended or run.wanted is None:
+                return
+            for before in self.before_early_ack:
+                try:
+                    before()
+                except Exception as exc:  # a connection lost meanwhile: the loop reconnects after the run
+                    logger.warning(
+                        "before acknowledging a long task's message, %s failed: %s",
+                        getattr(before, "__qualname__", before),
+                        exc,
+                    )
+            run.acked = True
+            run.request.message.ack_log_error(*run.wanted)
