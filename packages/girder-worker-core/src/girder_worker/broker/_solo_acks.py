@@ -14,10 +14,12 @@ Here a run's acknowledgement is held while the run is short, and written:
 * when the run ends, by the event loop's thread, before anything else of the loop
   touches the connection (on RabbitMQ, with fair dispatch's prefetch count of 1,
   that is what lets the next message come; no consumer is cancelled);
-* or, if the run is still going after :data:`HOLD_SECONDS`, by the worker's timer
-  thread: first what must come before it (fair dispatch on RabbitMQ cancels the
-  task consumer, so that the broker sends nothing more to a busy worker), then the
-  acknowledgement itself.
+* or, if the run is still going after :data:`HOLD_SECONDS` (found by a check every
+  half hold, so within one and a half), by the worker's timer thread: first what
+  must come before it (fair dispatch on RabbitMQ cancels the task consumer, so that
+  the broker sends nothing more to a busy worker), then the acknowledgement itself.
+  That check is one timer entry for the worker, not one per run: a run costs the
+  timer thread nothing.
 
 The timer thread writes on the consumer's connection while the loop's thread is
 inside the run, where nothing of the loop writes on it. One lock makes that
@@ -52,14 +54,14 @@ HOLD_SECONDS = 1.0
 class _Run:
     """One run whose acknowledgement is held: what Celery asked for, and how far it got."""
 
-    __slots__ = ("acked", "acknowledge", "ended", "entry", "request", "wanted")
+    __slots__ = ("acked", "acknowledge", "ended", "request", "started", "wanted")
 
     def __init__(self, request: Any) -> None:
         self.request = request
+        self.started = time.monotonic()
         self.wanted: tuple[Any, Any] | None = None
         self.ended = False
         self.acked = False
-        self.entry: Any = None
         #: Celery's own acknowledgement of the request, given back when the run ends.
         self.acknowledge = swap_acknowledgement(request, self._want)
 
@@ -83,6 +85,7 @@ class SoloAcks:
         self.lock = threading.Lock()
         self.before_early_ack: list[Callable[[], None]] = []
         self._run: _Run | None = None
+        self._checking = False
 
     def holds(self, request: Any) -> bool:
         """Whether :meth:`begin` holds ``request``'s acknowledgement.
@@ -96,9 +99,10 @@ class SoloAcks:
         """The loop's thread, as ``request`` goes to the pool: hold its acknowledgement."""
         if not self.holds(request):
             return
-        run = _Run(request)
-        run.entry = self.timer.at(time.monotonic() + self.hold_seconds, self._ran_long, run)
-        self._run = run
+        self._run = _Run(request)
+        if not self._checking:
+            self._checking = True
+            self.timer.at(time.monotonic() + self.hold_seconds / 2, self._check)
 
     def end(self) -> None:
         """The loop's thread, right after the run: write its acknowledgement unless the timer did."""
@@ -107,15 +111,23 @@ class SoloAcks:
             return
         with self.lock:
             run.ended = True
-        self.timer.cancel(run.entry)
         swap_acknowledgement(run.request, run.acknowledge)
         if run.wanted is not None and not run.acked:
             run.request.message.ack_log_error(*run.wanted)
 
+    def _check(self) -> None:
+        """The timer thread, every half hold: acknowledge the run in progress if it ran long."""
+        try:
+            run = self._run
+            if run is not None and time.monotonic() - run.started >= self.hold_seconds:
+                self._ran_long(run)
+        finally:
+            self.timer.at(time.monotonic() + self.hold_seconds / 2, self._check)
+
     def _ran_long(self, run: _Run) -> None:
         """The timer thread: the run is still going; acknowledge its message now."""
         with self.lock:
-            if run.ended or run.wanted is None:
+            if run.ended or run.acked or run.wanted is None:
                 return
             for before in self.before_early_ack:
                 try:
