@@ -10,13 +10,11 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from girder_worker.broker._solo_acks import SoloAcks
-from girder_worker.cancellation._timelimit import _Timer
 
 from ..conftest import wait_for
 from .test_fair_dispatch_hold import held, one_turn_polls  # noqa: F401  (held: the fixture)
+from .test_time_limit_timer import timer  # noqa: F401  (the fixture)
 
 
 class Consumer:
@@ -24,14 +22,6 @@ class Consumer:
 
     restart_count = 0
     _maximum_prefetch_restored = True
-
-
-@pytest.fixture
-def timer():
-    timer = _Timer()
-    timer.start()
-    yield timer
-    timer.stop()
 
 
 def test_a_short_run_is_acknowledged_once_when_it_ends_not_when_it_starts(held, timer):  # noqa: F811

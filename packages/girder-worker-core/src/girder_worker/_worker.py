@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from functools import cached_property
 from typing import Any
 
 from celery.apps.worker import Worker as CeleryWorker
@@ -22,8 +23,6 @@ class Worker(CeleryWorker):  # type: ignore[misc]
     delivery: Delivery | None = None
     #: The timer thread's scheduler of girder-worker's per-run deadlines (set by its time-limit step).
     run_timer: Any = None
-    _solo_acks: SoloAcks | None = None
-    _runs_in_loop: bool | None = None
 
     def start(self) -> Any:
         # Everything imported by now (Celery, kombu, girder-worker, the plugins) goes to the
@@ -41,19 +40,17 @@ class Worker(CeleryWorker):  # type: ignore[misc]
         try:
             process_task(self, req, super()._process_task)
         finally:
-            if self._solo_acks is not None:  # a solo run has ended here
-                self._solo_acks.end()
+            acks = self.solo_acks
+            if acks is not None:  # a solo run has ended here
+                acks.end()
 
-    @property
+    @cached_property
     def solo_acks(self) -> SoloAcks | None:
-        """What holds a solo run's acknowledgement (None in other pools), once the pool is made."""
-        if self._runs_in_loop is None:
-            from celery.concurrency.solo import TaskPool as SoloPool
+        """What holds a solo run's acknowledgement (None in other pools); read once the pool is made."""
+        from celery.concurrency.solo import TaskPool as SoloPool
 
-            self._runs_in_loop = getattr(self, "hub", None) is not None and isinstance(self.pool, SoloPool)
-            if self._runs_in_loop and self.run_timer is not None:
-                self._solo_acks = SoloAcks(self.run_timer, self.consumer)
-        return self._solo_acks
+        in_loop = getattr(self, "hub", None) is not None and isinstance(self.pool, SoloPool)
+        return SoloAcks(self.run_timer, self.consumer) if in_loop and self.run_timer is not None else None
 
     def prepare_run(self, req: Any) -> bool:
         """Set ``req``'s run up before it goes to the pool; False if it must not run (handled here)."""

@@ -43,7 +43,8 @@ from celery import bootsteps
 from celery.worker.consumer.tasks import Tasks
 from kombu.transport import virtual
 
-from .._celery_internals import reserved_count, restore_can_consume, shadow_can_consume, swap_acknowledgement
+from .._celery_internals import reserved_count, restore_can_consume, shadow_can_consume
+from ._solo_acks import HeldAcknowledgement
 
 __all__ = ["HOLD_SECONDS", "FairDispatch"]
 
@@ -125,7 +126,7 @@ class _VirtualGate:
         restore_can_consume(self.qos)
 
 
-class _Hold:
+class _Hold(HeldAcknowledgement):
     """The message that filled the worker's last free slot, unacknowledged for now.
 
     Celery asks for its acknowledgement when the run starts (``Request.acknowledge``);
@@ -133,27 +134,20 @@ class _Hold:
     """
 
     def __init__(self, request: Any, timer: Any) -> None:
-        self.request = request
+        super().__init__(request)
         self.timer = timer
-        self.wanted: tuple[Any, Any] | None = None
-        self.acknowledge = swap_acknowledgement(request, self._want)
-
-    def _want(self, logger: Any, errors: Any) -> None:
-        self.wanted = (logger, errors)
 
     def end(self, *, write: bool = True) -> None:
         """Let go: write the acknowledgement if Celery asked for it (and ``write``), else
         give the request its own acknowledgement back for when Celery asks."""
         if self.timer is not None:
             self.timer.cancel()
-        swap_acknowledgement(self.request, self.acknowledge)
-        if self.wanted is not None and write:
-            # Written here, in the event loop's thread, not through Celery's acknowledgement:
-            # that one only queues the write with hub.call_soon, and a hold ends in an on_tick
-            # callback, after the loop took its ready queue and its poll timeout; the queued
-            # write then waited for the next poll to return, up to a second in which RabbitMQ
-            # could send nothing (the 0.5-1 s pauses of bursts on RabbitMQ).
-            self.request.message.ack_log_error(*self.wanted)
+        # Written here, in the event loop's thread, not through Celery's acknowledgement:
+        # that one only queues the write with hub.call_soon, and a hold ends in an on_tick
+        # callback, after the loop took its ready queue and its poll timeout; the queued
+        # write then waited for the next poll to return, up to a second in which RabbitMQ
+        # could send nothing (the 0.5-1 s pauses of bursts on RabbitMQ).
+        self.let_go(write=write)
 
 
 def _without_replies(channel: Any) -> Any:
@@ -180,7 +174,7 @@ class _AmqpPause:
         self.solo = _instance_of(c.pool, "celery.concurrency.solo")
         self.solo_acks = getattr(c.controller, "solo_acks", None) if self.solo else None
         if self.solo_acks is not None:
-            self.solo_acks.before_early_ack.append(self.pause_if_running)
+            self.solo_acks.before_early_ack.append(self.pause_for_a_long_run)
         self.hold: _Hold | None = None
         # Requests of acks_late tasks, whose messages stay unacknowledged while they run.
         self.running_late: list[Any] = []
@@ -197,7 +191,7 @@ class _AmqpPause:
         late = request.task.acks_late
         if not self.paused and self.hold is None and not has_free_slot(self.c):
             if self.solo_acks is not None and self.solo_acks.holds(request):
-                pass  # its acknowledgement waits for the run's end, or pause_if_running
+                pass  # its acknowledgement waits for the run's end, or pause_for_a_long_run
             elif not self.solo and not late:
                 self.hold = _Hold(request, self.c.hub.call_later(HOLD_SECONDS, self.held_too_long))
                 self.waker.arm()
@@ -215,7 +209,7 @@ class _AmqpPause:
             self.c.task_consumer.cancel()
         self.waker.arm()
 
-    def pause_if_running(self) -> None:
+    def pause_for_a_long_run(self) -> None:
         """The timer thread, a solo run going on past its hold: cancel the task consumer
         before the run's acknowledgement is written (the event loop's thread is in the run)."""
         if not self.paused:
@@ -258,7 +252,7 @@ class _AmqpPause:
         self.c.hub.on_tick.discard(self.maybe_resume)
         if self.solo_acks is not None:
             with contextlib.suppress(ValueError):
-                self.solo_acks.before_early_ack.remove(self.pause_if_running)
+                self.solo_acks.before_early_ack.remove(self.pause_for_a_long_run)
 
 
 class FairDispatch(bootsteps.StartStopStep):  # type: ignore[misc]

@@ -43,7 +43,7 @@ from typing import Any
 
 from .._celery_internals import chains_acknowledgement, swap_acknowledgement
 
-__all__ = ["HOLD_SECONDS", "SoloAcks"]
+__all__ = ["HOLD_SECONDS", "HeldAcknowledgement", "SoloAcks"]
 
 logger = logging.getLogger("girder_worker.worker")
 
@@ -51,29 +51,51 @@ logger = logging.getLogger("girder_worker.worker")
 HOLD_SECONDS = 1.0
 
 
-class _Run:
-    """One run whose acknowledgement is held: what Celery asked for, and how far it got."""
+class HeldAcknowledgement:
+    """A request's acknowledgement, held back: Celery's ask for it is noted, and it is
+    written (or handed back to Celery) when the hold ends.
 
-    __slots__ = ("acked", "acknowledge", "ended", "request", "started", "wanted")
+    Celery asks for it when the run starts (``Request.acknowledge``). Fair dispatch's
+    hold of a full prefork worker (:mod:`._dispatch`) and a solo run's hold here are both one.
+    """
 
     def __init__(self, request: Any) -> None:
         self.request = request
-        self.started = time.monotonic()
         self.wanted: tuple[Any, Any] | None = None
-        self.ended = False
-        self.acked = False
-        #: Celery's own acknowledgement of the request, given back when the run ends.
+        #: Celery's own acknowledgement of the request, handed back when the hold ends.
         self.acknowledge = swap_acknowledgement(request, self._want)
 
     def _want(self, logger: Any, errors: Any) -> None:
         self.wanted = (logger, errors)
 
+    def write(self) -> None:
+        """Write the acknowledgement Celery asked for, here and now; nothing if it has not asked."""
+        if self.wanted is not None:
+            self.request.message.ack_log_error(*self.wanted)
+
+    def let_go(self, *, write: bool = True) -> None:
+        """End the hold: the request's acknowledgement is Celery's again; write the one it
+        asked for meanwhile (if ``write``)."""
+        swap_acknowledgement(self.request, self.acknowledge)
+        if write:
+            self.write()
+
+
+class _Run(HeldAcknowledgement):
+    """One solo run whose acknowledgement is held, and how far it got."""
+
+    def __init__(self, request: Any) -> None:
+        super().__init__(request)
+        self.started = time.monotonic()
+        self.ended = False
+        self.acked = False
+
 
 class SoloAcks:
     """Hold each solo run's acknowledgement until the run ends or :data:`HOLD_SECONDS` pass.
 
-    ``timer`` has ``at(when, function, *args)`` and ``cancel(entry)`` (the worker's
-    time-limit timer); ``consumer`` is the worker's Celery consumer.
+    ``timer`` has ``at(when, function, *args)`` (the worker's time-limit timer);
+    ``consumer`` is the worker's Celery consumer.
     :attr:`before_early_ack` holds functions the timer thread calls, under the lock,
     before it writes an acknowledgement of a run in progress.
     """
@@ -111,9 +133,7 @@ class SoloAcks:
             return
         with self.lock:
             run.ended = True
-        swap_acknowledgement(run.request, run.acknowledge)
-        if run.wanted is not None and not run.acked:
-            run.request.message.ack_log_error(*run.wanted)
+        run.let_go(write=not run.acked)
 
     def _check(self) -> None:
         """The timer thread, every half hold: acknowledge the run in progress if it ran long."""
@@ -139,4 +159,4 @@ class SoloAcks:
                         exc,
                     )
             run.acked = True
-            run.request.message.ack_log_error(*run.wanted)
+            run.write()
