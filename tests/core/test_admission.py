@@ -52,18 +52,20 @@ def app(request: pytest.FixtureRequest, tmp_path) -> Iterator[object]:
     the_app.close()
 
 
-def lease_for(task_id: str, holder: str = "here/1", mode: str = "at-least-once", limit: int = 3) -> dict[str, object]:
+def lease_for(
+    task_id: str, holder: str = "here/1", mode: str = "at-least-once", limit: int = 3, attempt: int = 0
+) -> dict[str, object]:
     """What the worker's main process hands a run (see Delivery.admit)."""
     return {
         "holder": holder,
-        "attempt": 0,
+        "attempt": attempt,
         "policy": [mode, limit],
         "message": {
             "body": json.dumps([[1], {}, {}]),
             "base64": False,
             "content_type": "application/json",
             "content_encoding": "utf-8",
-            "headers": {"id": task_id, "task": "admission.echo", "retries": 0},
+            "headers": {"id": task_id, "task": "admission.echo", "retries": attempt},
             "properties": {},
             "exchange": "",
             "routing_key": "celery",
@@ -130,6 +132,89 @@ def test_with_redis_the_claim_and_started_are_one_command(app):
     meta = stored(app, task_id)
     assert meta["status"] == states.STARTED
     assert meta["result"] == {"pid": os.getpid(), "hostname": "w1@host"}  # what Celery's tracer stores
+
+
+def result_files(app, task_id: str) -> list[str]:
+    """The embedded backend's files that hold ``task_id``'s state (hidden partial ones included)."""
+    return [name for name in os.listdir(os.fsdecode(app.backend.path)) if task_id in name]
+
+
+def files_only(app) -> None:
+    if isinstance(app.backend, ResultBackend):
+        pytest.skip("Redis: the claim script stores STARTED under the result key (test above)")
+
+
+def test_with_the_embedded_files_a_first_delivery_s_started_is_kept_by_its_claim(app):
+    files_only(app)
+    task_id = str(uuid.uuid4())
+    request = run_prerun(app, task_id, lease_for(task_id))
+    assert request.__dict__.get(STARTED_STORED) is True
+    celery_stores_started(app, task_id, request)  # skipped: the claim kept it
+
+    assert result_files(app, task_id) == []  # the run writes one file, its outcome
+    meta = stored(app, task_id)
+    assert meta["status"] == states.STARTED
+    assert meta["result"] == {"pid": os.getpid(), "hostname": "w1@host"}  # what Celery's tracer stores
+    assert meta["task_id"] == task_id
+
+    app.backend.mark_as_done(task_id, 7, request=request)
+    assert stored(app, task_id)["status"] == states.SUCCESS  # the file comes first
+    lease_store_for(app).release([(task_id, 0)], "here/1", DONE)
+    assert lease_store_for(app).started_of(task_id) is None
+    assert stored(app, task_id)["result"] == 7
+
+
+def test_with_the_embedded_files_a_retry_s_run_is_started_over_the_retry_state(app):
+    files_only(app)
+    task_id = str(uuid.uuid4())
+    first = run_prerun(app, task_id, lease_for(task_id))
+    app.backend.mark_as_retry(task_id, RuntimeError("again"), request=first)
+    lease_store_for(app).release([(task_id, 0)], "here/1", DONE)
+    assert stored(app, task_id)["status"] == states.RETRY
+
+    retry = run_prerun(app, task_id, lease_for(task_id, attempt=1))
+    assert STARTED_STORED not in retry.__dict__  # the file holds RETRY: Celery's STARTED replaces it
+    celery_stores_started(app, task_id, retry)
+
+    meta = stored(app, task_id)
+    assert meta["status"] == states.STARTED
+    assert meta["result"]["hostname"] == "celery's own"
+
+
+def test_with_the_embedded_files_a_run_whose_task_has_a_state_already_is_started_celery_s_way(app):
+    files_only(app)
+    task_id = str(uuid.uuid4())
+    app.backend.store_result(task_id, {"current": 1}, "PROGRESS")  # a reused id's, say
+
+    request = run_prerun(app, task_id, lease_for(task_id))
+    assert STARTED_STORED not in request.__dict__
+    celery_stores_started(app, task_id, request)
+    assert stored(app, task_id)["status"] == states.STARTED
+
+
+def test_with_the_embedded_files_a_delivery_again_is_started_celery_s_way(app):
+    files_only(app)
+    task_id = str(uuid.uuid4())
+    lease_store_for(app).claim(task_id, "lost/1", lease_for(task_id)["message"])  # its worker never beat
+
+    request = run_prerun(app, task_id, lease_for(task_id))
+    assert REFUSAL_ATTR not in request.__dict__
+    assert STARTED_STORED not in request.__dict__
+    assert lease_store_for(app).started_of(task_id) is None
+    celery_stores_started(app, task_id, request)
+    assert stored(app, task_id)["status"] == states.STARTED
+
+
+def test_with_the_embedded_files_a_lease_database_that_cannot_be_read_leaves_a_task_pending(app, monkeypatch):
+    files_only(app)
+    task_id = str(uuid.uuid4())
+    run_prerun(app, task_id, lease_for(task_id))
+
+    def fails(self, task_id):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(type(app.backend._leases), "started_of", fails)
+    assert stored(app, task_id)["status"] == states.PENDING  # not an error for the client
 
 
 def test_a_duplicate_of_a_running_task_is_refused_and_leaves_its_result_alone(app):

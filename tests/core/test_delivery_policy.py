@@ -25,7 +25,13 @@ from kombu import Connection
 from girder_worker._app import create_app
 from girder_worker._config import read_config
 from girder_worker.delivery._delivery import Delivery, policy_for
-from girder_worker.delivery._leases import DATABASE_NAME, DONE_RETENTION_SECONDS, RedisLeaseStore, SqliteLeaseStore
+from girder_worker.delivery._leases import (
+    DATABASE_NAME,
+    DONE_RETENTION_SECONDS,
+    Claim,
+    RedisLeaseStore,
+    SqliteLeaseStore,
+)
 
 REDIS_DB = 14
 
@@ -278,13 +284,68 @@ def test_a_finished_task_s_message_leaves_no_trace_in_the_lease_files(tmp_path):
     store = SqliteLeaseStore(tmp_path / "leases")
     secret = "girder-token-that-must-not-stay-on-disk"
     message = {**message_for("t1"), "headers": {"id": "t1", "task": "gwtest.lost", "girder_client_token": secret}}
-    store.claim("t1", "me@host/1", message)
+    # With result_extended, the STARTED meta the claim keeps holds the run's arguments too.
+    started = ("key", json.dumps({"status": "STARTED", "kwargs": {"token": secret}}), 0)
+    assert store.claim_and_start("t1", "me@host/1", message, 0, 2, started)[1] is True
     assert any(secret.encode() in path.read_bytes() for path in (tmp_path / "leases").iterdir())  # while it runs
 
     store.release([("t1", 0)], "me@host/1")
 
     assert sorted(p.name for p in (tmp_path / "leases").iterdir()) == [DATABASE_NAME, f"{DATABASE_NAME}-journal"]
     assert not any(secret.encode() in path.read_bytes() for path in (tmp_path / "leases").iterdir())
+
+
+def test_a_lease_database_of_an_earlier_girder_worker_gets_the_started_column_and_keeps_its_leases(tmp_path):
+    import sqlite3
+
+    (tmp_path / "leases").mkdir(mode=0o700)
+    old = sqlite3.connect(tmp_path / "leases" / DATABASE_NAME)
+    old.executescript(  # the table as girder-worker made it before it kept a run's STARTED
+        "CREATE TABLE lease (task_id TEXT PRIMARY KEY, state TEXT NOT NULL, holder TEXT NOT NULL, "
+        "attempt INTEGER NOT NULL, deliveries INTEGER NOT NULL, digest TEXT, message TEXT, changed REAL NOT NULL) "
+        "WITHOUT ROWID;"
+    )
+    old.execute(
+        "INSERT INTO lease VALUES ('old', 'running', 'gone@host/1', 0, 1, NULL, ?, 0)",
+        (json.dumps(message_for("old")),),
+    )
+    old.commit()
+    old.close()
+    os.chmod(tmp_path / "leases" / DATABASE_NAME, 0o600)
+
+    store = SqliteLeaseStore(tmp_path / "leases")
+    store.heartbeat("me@host/1", 60)
+    claim, kept = store.claim_and_start("new", "me@host/1", message_for("new"), 0, 2, ("k", '{"status": "STARTED"}', 0))
+    assert (claim.deliveries, kept) == (1, True)
+    assert store.started_of("new") == '{"status": "STARTED"}'
+    assert store.orphans() == [("old", "gone@host/1")]  # the earlier worker's lease is still there
+    assert store.claim("old", "me@host/1", message_for("old")).deliveries == 2
+
+
+def test_a_lease_keeps_a_run_s_started_only_while_the_run_is_in_progress(tmp_path):
+    store = SqliteLeaseStore(tmp_path / "leases")
+    started = ("key", '{"status": "STARTED"}', 0)
+    assert store.claim_and_start("t1", "me@host/1", message_for("t1"), 0, 2, started) == (Claim(1, None, "", ""), True)
+    assert store.started_of("t1") == started[1]
+    store.release([("t1", 0)], "me@host/1")
+    assert store.started_of("t1") is None
+
+    store.claim_and_start("t2", "gone@host/1", message_for("t2"), 0, 2, started)
+    assert store.take("t2", "gone@host/1") is not None  # its worker is lost
+    assert store.started_of("t2") is None
+    claim, kept = store.claim_and_start("t2", "me@host/1", message_for("t2"), 0, 2, started)
+    assert (claim.deliveries, kept) == (2, False)  # delivered again: its STARTED goes to its result file
+    assert store.started_of("t2") is None
+
+    store.heartbeat("busy@host/1", 60)
+    store.claim("t3", "busy@host/1", message_for("t3"))
+    claim, kept = store.claim_and_start("t3", "me@host/1", message_for("t3"), 0, 2, started)
+    assert (claim.duplicate_of, kept) == ("running", False)
+
+    store.claim_and_start("t4", "me@host/1", message_for("t4"), 0, 2, started)
+    store.release([("t4", 0)], "me@host/1")  # it asked to be retried: its result file says RETRY
+    claim, kept = store.claim_and_start("t4", "me@host/1", message_for("t4"), 1, 2, started)
+    assert (claim.deliveries, kept) == (1, False)  # its STARTED goes over the RETRY, in the file
 
 
 def test_a_lease_database_that_is_not_one_is_set_aside_and_a_new_one_started(tmp_path, caplog):

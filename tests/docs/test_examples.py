@@ -251,8 +251,11 @@ def test_delivery_tasks_example_behaves_as_documented(start_worker, tmp_path):
         charge = app.send_task("delivery_tasks.charge_account", args=["acct-1", 20, str(ledger)])
         assert worker.proc is not None
         deadline = time.monotonic() + 30
-        while worker.log.count("] received") < 2 and time.monotonic() < deadline:
+        while {tiles.state, charge.state} != {"STARTED"} and time.monotonic() < deadline:
             time.sleep(0.05)
+        # The embedded broker: each run's STARTED is read from its lease, which the claim wrote.
+        assert tiles.state == charge.state == "STARTED"
+        assert set(tiles.info) == {"pid", "hostname"}
         time.sleep(0.3)  # both runs are under way in the two pool processes
         for child in psutil.Process(worker.proc.pid).children():
             os.kill(child.pid, signal.SIGKILL)  # as the out-of-memory killer would

@@ -126,7 +126,7 @@ PIPELINE: tuple[Step, ...] = (
     ),
     Step(
         "admission",
-        "claims the task's lease in the process that runs it, with its STARTED state (one round trip), "
+        "claims the task's lease in the process that runs it, with its STARTED state in one write, "
         "applies its delivery policy, drops a duplicate of a task running elsewhere; "
         "releases or keeps the lease when the run ends",
         "worker bootstep, signal task_prerun, the result backend's store_result, "

@@ -502,6 +502,13 @@ class FileResultBackend(StartedGate, FilesystemBackend):  # type: ignore[misc]
     (a task id such as ``a/b``) is stored under a name made from its hash; a
     results folder removed under a running worker is made again. A run refused by its
     admission stores no ``STARTED`` (see :mod:`girder_worker.delivery._gate`).
+
+    A first delivery's ``STARTED`` is no file: the run's lease claim keeps it in the
+    lease database, in the claim's transaction (:meth:`started_record`), and a read
+    of a task's state that finds no file of it reads it there while the run is in
+    progress. A run so writes one result file (its outcome) instead of two, a third of
+    a no-op task's time in the worker. Any later state is a file, which a read finds
+    first.
     """
 
     poll_interval = 0.02
@@ -514,6 +521,53 @@ class FileResultBackend(StartedGate, FilesystemBackend):  # type: ignore[misc]
     def _filename(self, key: bytes) -> bytes:
         joined: bytes = self.sep.join((self.path, _safe_key(ensure_bytes(key))))
         return joined
+
+    def started_record(self, task_id: str, request: Any) -> tuple[str, str, int] | None:
+        """The key, value and lifetime of the ``STARTED`` state Celery's tracer would store for
+        ``request``'s run, for its lease claim to keep; None when a result file of the task is
+        there already (a state it must replace, as Celery would) or the meta is not JSON."""
+        key = self.get_key_for_task(task_id)
+        if os.path.lexists(self._filename(key)):
+            return None
+        value = self.started_meta(task_id, request)
+        return None if value is None else (bytes_to_str(key), value, 0)
+
+    def _store_result(  # Celery's per-state store hook (key-value backends)
+        self, task_id: Any, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any
+    ) -> Any:
+        # Celery reads the stored state first, not to replace a SUCCESS: the lease's STARTED
+        # never is one, so that read is of the file alone (no lease database query per state).
+        self._storing.active = True
+        try:
+            return super()._store_result(task_id, result, state, traceback=traceback, request=request, **kwargs)
+        finally:
+            self._storing.active = False
+
+    @cached_property
+    def _storing(self) -> threading.local:
+        return threading.local()
+
+    def get(self, key: bytes) -> Any:
+        """The stored value of ``key``: its file, else the ``STARTED`` its run's lease keeps."""
+        value = super().get(key)
+        if value is not None or getattr(self._storing, "active", False):
+            return value
+        key = ensure_bytes(key)
+        prefix = ensure_bytes(self.task_keyprefix)
+        if not key.startswith(prefix):
+            return None
+        try:
+            started = self._leases.started_of(os.fsdecode(key[len(prefix) :]))
+        except Exception as exc:  # what a client reads must not fail for it: the task looks pending
+            logger.debug("result backend: could not read the lease database: %s", exc)
+            return None
+        return None if started is None else str_to_bytes(started)
+
+    @cached_property
+    def _leases(self) -> Any:
+        from ..delivery._leases import shared_sqlite_store
+
+        return shared_sqlite_store(Path(os.fsdecode(self.path)).parent / "leases")
 
     def set(self, key: bytes, value: Any) -> None:
         path = os.fsdecode(self._filename(key))

@@ -24,7 +24,6 @@ others keep Celery's classes.
 
 from __future__ import annotations
 
-import os
 from functools import cached_property
 from typing import Any
 
@@ -55,11 +54,6 @@ class ResultBackend(StartedGate, RedisBackend):  # type: ignore[misc]
     def _store_script(self) -> Any:
         return self.client.register_script(_STORE_UNLESS_SUCCEEDED)
 
-    @cached_property
-    def _extended(self) -> bool:
-        """``result_extended``, read once: see encoded_result_meta."""
-        return bool(self.app.conf.find_value_for_key("extended", "result"))
-
     def _store_result(  # Celery's per-state store hook (key-value backends): see encoded_result_meta
         self, task_id: Any, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any
     ) -> Any:
@@ -78,11 +72,8 @@ class ResultBackend(StartedGate, RedisBackend):  # type: ignore[misc]
     def started_record(self, task_id: str, request: Any) -> tuple[str, str, int] | None:
         """The key, value and lifetime of the ``STARTED`` state Celery's tracer would store for
         ``request``'s run in this process, or None when it must be stored Celery's way."""
-        if self.serializer != "json":
-            return None
-        meta = {"pid": os.getpid(), "hostname": getattr(request, "hostname", None)}
-        value = encoded_result_meta(self, task_id, meta, states.STARTED, None, request, extended=self._extended)
-        if not isinstance(value, str) or len(value) > redis_value_limit(self):
+        value = self.started_meta(task_id, request)
+        if value is None or len(value) > redis_value_limit(self):
             return None
         return bytes_to_str(self.get_key_for_task(task_id)), value, int(self.expires or 0)
 

@@ -7,10 +7,11 @@ message, see :meth:`~girder_worker.delivery._delivery.Delivery.admit`) under
 it, the ``task_prerun`` receiver claims the lease, first among girder-worker's
 receivers of that signal:
 
-* with the Redis result backend, the claim and the run's ``STARTED`` state are one
-  Lua script, one round trip (Celery's ``STARTED`` store after the signal is then
-  skipped); with the embedded broker's files, the claim is made here and Celery
-  stores ``STARTED`` as usual;
+* the claim and the run's ``STARTED`` state are one write: with the Redis result
+  backend one Lua script, one round trip; with the embedded backend's files, one
+  transaction of the lease database, which keeps a first delivery's ``STARTED``
+  meta for the result backend to read (no result file is written for it). Celery's
+  ``STARTED`` store after the signal is then skipped;
 * the claim's :func:`~girder_worker.delivery._delivery.verdict` decides: a duplicate
   delivery ends with :class:`~girder_worker.delivery._gate.DuplicateRun`, a run past
   its delivery limit with :class:`~girder_worker_utils.TaskLost`, raised by the task
@@ -35,7 +36,7 @@ from girder_worker_utils.worker import REFUSAL_ATTR
 
 from ._delivery import Policy, verdict
 from ._gate import LEASE_KEY, STARTED_STORED
-from ._leases import Claim, LeaseStore, RedisLeaseStore, lease_store_for
+from ._leases import Claim, LeaseStore, lease_store_for
 
 __all__ = ["admit_run"]
 
@@ -65,7 +66,7 @@ def _claim(store: LeaseStore, task: Any, request: Any, lease: dict[str, Any], po
     task_id, holder, message, attempt = request.id, lease["holder"], lease["message"], int(lease["attempt"])
     backend = task.backend
     record = getattr(backend, "started_record", None)
-    if isinstance(store, RedisLeaseStore) and record is not None and _stores_started(task, request):
+    if record is not None and _stores_started(task, request):
         started = record(task_id, request)
         if started is not None:
             claim, stored = store.claim_and_start(task_id, holder, message, attempt, policy.limit, started)

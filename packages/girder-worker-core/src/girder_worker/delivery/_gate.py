@@ -20,12 +20,16 @@ run it duplicates, for good.
 
 from __future__ import annotations
 
+import os
+from functools import cached_property
 from typing import Any
 
 from celery import states
 from celery.exceptions import Ignore
 
 from girder_worker_utils.worker import REFUSAL_ATTR
+
+from .._celery_internals import encoded_result_meta
 
 __all__ = ["LEASE_KEY", "STARTED_STORED", "DuplicateRun", "StartedGate", "dropped"]
 
@@ -51,6 +55,21 @@ def dropped(request: Any) -> bool:
 
 class StartedGate:
     """A result backend that does not store ``STARTED`` for a run whose admission said so."""
+
+    # functools' (not kombu's, which takes a lock at every read): read at every state stored.
+    @cached_property
+    def _extended(self) -> bool:
+        """``result_extended``, read once: see encoded_result_meta."""
+        return bool(self.app.conf.find_value_for_key("extended", "result"))  # type: ignore[attr-defined]
+
+    def started_meta(self, task_id: str, request: Any) -> str | None:
+        """The encoded ``STARTED`` meta Celery's tracer would store for ``request``'s run in
+        this process, or None when it must be stored Celery's way (not JSON)."""
+        if self.serializer != "json":  # type: ignore[attr-defined]
+            return None
+        meta = {"pid": os.getpid(), "hostname": getattr(request, "hostname", None)}
+        value = encoded_result_meta(self, task_id, meta, states.STARTED, None, request, extended=self._extended)
+        return value if isinstance(value, str) else None
 
     def store_result(
         self, task_id: Any, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any

@@ -31,7 +31,15 @@ from ..broker._private_files import ensure_private_dir, open_private
 from ..broker._redis_lua import STORE_UNLESS_SUCCEEDED_FUNCTION
 from ..cancellation._store import durable_backend
 
-__all__ = ["Claim", "Lease", "LeaseStore", "RedisLeaseStore", "SqliteLeaseStore", "lease_store_for"]
+__all__ = [
+    "Claim",
+    "Lease",
+    "LeaseStore",
+    "RedisLeaseStore",
+    "SqliteLeaseStore",
+    "lease_store_for",
+    "shared_sqlite_store",
+]
 
 logger = logging.getLogger("girder_worker.embedded")
 
@@ -67,6 +75,15 @@ class LeaseStore(Protocol):
     def heartbeat(self, holder: str, ttl: float) -> None: ...
     def retire(self, holder: str) -> None: ...
     def claim(self, task_id: str, holder: str, message: dict[str, Any], attempt: int = 0) -> Claim: ...
+    def claim_and_start(
+        self,
+        task_id: str,
+        holder: str,
+        message: dict[str, Any],
+        attempt: int,
+        limit: int,
+        started: tuple[str, str, int],
+    ) -> tuple[Claim, bool]: ...
     def release(self, runs: Iterable[tuple[str, int]], holder: str, state: str = DONE) -> None: ...
     def orphans(self) -> list[tuple[str, str]]: ...
     def take(self, task_id: str, holder: str, *, holder_alive: bool = False) -> Lease | None: ...
@@ -280,16 +297,20 @@ CREATE TABLE IF NOT EXISTS lease (
     deliveries INTEGER NOT NULL,
     digest TEXT,
     message TEXT,
-    changed REAL NOT NULL
+    changed REAL NOT NULL,
+    started TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS lease_running ON lease(state) WHERE state = 'running';
 CREATE TABLE IF NOT EXISTS alive (holder TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
 """
 
 _RELEASE_DONE = (
-    "UPDATE lease SET state = ?, message = NULL, changed = ? WHERE task_id = ? AND holder = ? AND attempt = ?"
+    "UPDATE lease SET state = ?, message = NULL, started = NULL, changed = ? "
+    "WHERE task_id = ? AND holder = ? AND attempt = ?"
 )
-_RELEASE_KEEPING_MESSAGE = "UPDATE lease SET state = ?, changed = ? WHERE task_id = ? AND holder = ? AND attempt = ?"
+_RELEASE_KEEPING_MESSAGE = (
+    "UPDATE lease SET state = ?, started = NULL, changed = ? WHERE task_id = ? AND holder = ? AND attempt = ?"
+)
 
 #: Connections a forked process inherited from its parent: never used, nor closed (closing
 #: one would act on the parent's locks and journal), only kept from the garbage collector.
@@ -374,6 +395,7 @@ class SqliteLeaseStore:
             # held the finished leases of the day in every one. Lookups are by key: 128 KiB do.
             conn.execute("PRAGMA cache_size=-128")
             conn.executescript(_SCHEMA)
+            _add_started_column(conn)
         except sqlite3.DatabaseError:
             conn.close()
             raise
@@ -422,36 +444,78 @@ class SqliteLeaseStore:
             db.execute("DELETE FROM alive WHERE holder = ?", (holder,))
 
     def claim(self, task_id: str, holder: str, message: dict[str, Any], attempt: int = 0) -> Claim:
-        digest = digest_of(message)
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT state, holder, attempt, deliveries, digest, message IS NOT NULL FROM lease WHERE task_id = ?",
-                (task_id,),
-            ).fetchone()
-            now = time.time()
-            if row is not None and attempt > row[2]:
-                row = None  # a later attempt (Celery's retry) starts the lease afresh
-            state, previous_holder = (row[0], row[1]) if row is not None else ("", "")
-            if state == DONE:
-                if row[4] in (None, digest):
-                    return Claim(0, DONE, previous_holder, state)
-                row, state = None, REUSED  # another message under a finished task's id: a new task
-            if state == RUNNING and self._is_alive(db, previous_holder, now):
-                return Claim(0, RUNNING, previous_holder, state)
-            deliveries = (row[3] if row is not None else 0) + 1
-            if row is not None and row[5]:  # it keeps the message of its first delivery
-                db.execute(
-                    "UPDATE lease SET state = ?, holder = ?, attempt = ?, deliveries = ?, digest = ?, changed = ? "
-                    "WHERE task_id = ?",
-                    (RUNNING, holder, attempt, deliveries, digest, now, task_id),
-                )
-            else:
-                db.execute(
-                    "INSERT OR REPLACE INTO lease (task_id, state, holder, attempt, deliveries, digest, message, "
-                    "changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (task_id, RUNNING, holder, attempt, deliveries, digest, json.dumps(message), now),
-                )
-            return Claim(deliveries, None, previous_holder, state)
+            return self._claim(db, task_id, holder, message, attempt, None)[0]
+
+    def claim_and_start(
+        self,
+        task_id: str,
+        holder: str,
+        message: dict[str, Any],
+        attempt: int,
+        limit: int,
+        started: tuple[str, str, int],
+    ) -> tuple[Claim, bool]:
+        """:meth:`claim`, and for a first delivery (no lease of the task yet) keep ``started``'s
+        encoded ``STARTED`` meta in the lease, in the same transaction. Returns the claim
+        and whether it was kept: then the run's ``STARTED`` is read from here
+        (:meth:`started_of`) until the run stores another state or its lease is released.
+
+        Any other claim (a delivery again, a retry, a reused id) keeps nothing, and its
+        ``STARTED`` is stored as a result file, as Celery stores it: over the state an
+        earlier delivery left there.
+        """
+        with self._transaction() as db:
+            return self._claim(db, task_id, holder, message, attempt, started[1] if limit >= 1 else None)
+
+    def _claim(
+        self, db: Any, task_id: str, holder: str, message: dict[str, Any], attempt: int, started: str | None
+    ) -> tuple[Claim, bool]:
+        """The claim (see :meth:`claim`), and whether ``started`` was kept in the lease."""
+        digest = digest_of(message)
+        row = db.execute(
+            "SELECT state, holder, attempt, deliveries, digest, message IS NOT NULL FROM lease WHERE task_id = ?",
+            (task_id,),
+        ).fetchone()
+        now = time.time()
+        if row is not None and attempt > row[2]:
+            row = None  # a later attempt (Celery's retry) starts the lease afresh
+            started = None  # and its STARTED replaces the retry's state in its result file
+        state, previous_holder = (row[0], row[1]) if row is not None else ("", "")
+        if state == DONE:
+            if row[4] in (None, digest):
+                return Claim(0, DONE, previous_holder, state), False
+            row, state = None, REUSED  # another message under a finished task's id: a new task
+        if state == RUNNING and self._is_alive(db, previous_holder, now):
+            return Claim(0, RUNNING, previous_holder, state), False
+        deliveries = (row[3] if row is not None else 0) + 1
+        if row is not None and row[5]:  # it keeps the message of its first delivery
+            db.execute(
+                "UPDATE lease SET state = ?, holder = ?, attempt = ?, deliveries = ?, digest = ?, changed = ?, "
+                "started = NULL WHERE task_id = ?",
+                (RUNNING, holder, attempt, deliveries, digest, now, task_id),
+            )
+            started = None
+        else:
+            if state:  # not the first delivery: its STARTED goes where the earlier one's state is
+                started = None
+            db.execute(
+                "INSERT OR REPLACE INTO lease (task_id, state, holder, attempt, deliveries, digest, message, "
+                "changed, started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_id, RUNNING, holder, attempt, deliveries, digest, json.dumps(message), now, started),
+            )
+        return Claim(deliveries, None, previous_holder, state), started is not None
+
+    def started_of(self, task_id: str) -> str | None:
+        """The encoded ``STARTED`` meta :meth:`claim_and_start` kept for ``task_id``'s run in
+        progress, or None."""
+        with self._threads:
+            row = (
+                self._db()
+                .execute("SELECT started FROM lease WHERE task_id = ? AND state = 'running'", (task_id,))
+                .fetchone()
+            )
+        return row[0] if row is not None else None
 
     def release(self, runs: Iterable[tuple[str, int]], holder: str, state: str = DONE) -> None:
         now = time.time()
@@ -481,7 +545,10 @@ class SqliteLeaseStore:
                 return None
             if not holder_alive and self._is_alive(db, holder, time.time()):
                 return None
-            db.execute("UPDATE lease SET state = ?, changed = ? WHERE task_id = ?", (LOST, time.time(), task_id))
+            db.execute(
+                "UPDATE lease SET state = ?, started = NULL, changed = ? WHERE task_id = ?",
+                (LOST, time.time(), task_id),
+            )
         return Lease(task_id, int(row[2]), holder, _message(row[3]))
 
     def expire(self, now: float) -> int:
@@ -492,6 +559,19 @@ class SqliteLeaseStore:
             count = int(db.execute("DELETE FROM lease WHERE state != ? AND changed < ?", (RUNNING, before)).rowcount)
             count += int(db.execute("DELETE FROM alive WHERE expires < ?", (before,)).rowcount)
         return count
+
+
+def _add_started_column(conn: Any) -> None:
+    """Give a lease table made before the ``started`` column (an earlier girder-worker) that column."""
+    import sqlite3
+
+    if any(column[1] == "started" for column in conn.execute("PRAGMA table_info(lease)")):
+        return
+    try:
+        conn.execute("ALTER TABLE lease ADD COLUMN started TEXT")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):  # another process added it first
+            raise
 
 
 def _same_file(path: Path, opened: os.stat_result) -> bool:
@@ -510,6 +590,20 @@ def _message(stored: Any) -> dict[str, Any]:
     except ValueError:
         return {}
     return found if isinstance(found, dict) else {}
+
+
+#: One store per lease folder, for the result backend's reads: a backend is made per thread.
+_shared: dict[Path, SqliteLeaseStore] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_sqlite_store(folder: Path) -> SqliteLeaseStore:
+    """This process's store of the lease database in ``folder``, made on first use."""
+    with _shared_lock:
+        store = _shared.get(folder)
+        if store is None:
+            store = _shared[folder] = SqliteLeaseStore(folder)
+        return store
 
 
 def lease_store_for(app: Any) -> LeaseStore | None:
