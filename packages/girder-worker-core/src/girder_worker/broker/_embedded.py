@@ -33,6 +33,7 @@ import base64
 import binascii
 import errno
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -537,13 +538,14 @@ class FileResultBackend(StartedGate, FilesystemBackend):  # type: ignore[misc]
     ) -> Any:
         # Celery reads the stored state first, not to replace a SUCCESS: the lease's STARTED
         # never is one, so that read is of the file alone (no lease database query per state).
+        # Should a Celery release store otherwise, the read queries the lease too: slower, same answer.
         self._storing.active = True
         try:
             return super()._store_result(task_id, result, state, traceback=traceback, request=request, **kwargs)
         finally:
             self._storing.active = False
 
-    @cached_property
+    @functools.cached_property  # (kombu's takes a lock at every read: read at every state stored)
     def _storing(self) -> threading.local:
         return threading.local()
 
@@ -563,7 +565,7 @@ class FileResultBackend(StartedGate, FilesystemBackend):  # type: ignore[misc]
             return None
         return None if started is None else str_to_bytes(started)
 
-    @cached_property
+    @functools.cached_property
     def _leases(self) -> Any:
         from ..delivery._leases import shared_sqlite_store
 
