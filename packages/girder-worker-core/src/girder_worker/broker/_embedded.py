@@ -507,9 +507,8 @@ class FileResultBackend(StartedGate, FilesystemBackend):  # type: ignore[misc]
     A first delivery's ``STARTED`` is no file: the run's lease claim keeps it in the
     lease database, in the claim's transaction (:meth:`started_record`), and a read
     of a task's state that finds no file of it reads it there while the run is in
-    progress. A run so writes one result file (its outcome) instead of two, a third of
-    a no-op task's time in the worker. Any later state is a file, which a read finds
-    first.
+    progress. A run so writes one result file (its outcome) instead of two. Any later
+    state is a file, which a read finds first.
     """
 
     poll_interval = 0.02

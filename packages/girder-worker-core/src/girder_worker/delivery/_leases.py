@@ -329,9 +329,10 @@ class SqliteLeaseStore:
     86-90 us with two processes.
 
     A running task's lease holds its message, Girder token included, for as long
-    as another worker may have to run it again; the database is 0600 in the 0700
-    ``leases/`` folder (see :mod:`girder_worker.broker._private_files`), and the
-    message is dropped when the task is done. Nothing of it stays on disk then:
+    as another worker may have to run it again, and a first delivery's ``STARTED``
+    meta while it runs (:meth:`claim_and_start`); the database is 0600 in the 0700
+    ``leases/`` folder (see :mod:`girder_worker.broker._private_files`), and both
+    are dropped when the task is done. Nothing of them stays on disk then:
     the rollback journal is cut to nothing at each commit (``journal_mode=TRUNCATE``;
     a write-ahead log would keep old pages until it is checkpointed) and freed space is
     zeroed (``secure_delete``). Commits are not flushed to the disk
