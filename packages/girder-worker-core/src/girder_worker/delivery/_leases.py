@@ -478,10 +478,13 @@ class SqliteLeaseStore:
             "SELECT state, holder, attempt, deliveries, digest, message IS NOT NULL FROM lease WHERE task_id = ?",
             (task_id,),
         ).fetchone()
+        if row is not None:
+            # Not the first delivery (a delivery again, a retry, a reused id): its STARTED goes
+            # to its result file, over the state the earlier delivery left there.
+            started = None
         now = time.time()
         if row is not None and attempt > row[2]:
             row = None  # a later attempt (Celery's retry) starts the lease afresh
-            started = None  # and its STARTED replaces the retry's state in its result file
         state, previous_holder = (row[0], row[1]) if row is not None else ("", "")
         if state == DONE:
             if row[4] in (None, digest):
@@ -496,10 +499,7 @@ class SqliteLeaseStore:
                 "started = NULL WHERE task_id = ?",
                 (RUNNING, holder, attempt, deliveries, digest, now, task_id),
             )
-            started = None
         else:
-            if state:  # not the first delivery: its STARTED goes where the earlier one's state is
-                started = None
             db.execute(
                 "INSERT OR REPLACE INTO lease (task_id, state, holder, attempt, deliveries, digest, message, "
                 "changed, started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
